@@ -1,0 +1,75 @@
+"""What every CLI command shares: the context, error handling and output helpers."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .config import Config, load_config
+from .errors import AggregatorError, ConfigError, StoreError
+from .store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn our exceptions into one line per problem and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            fail("\n".join(exc.problems), 2)
+        except StoreError as exc:
+            fail(f"error: {exc}", 2)
+        except AggregatorError as exc:
+            fail(f"error: {exc}", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Context:
+    """What every command needs: the config path, and the config and store loaded on demand."""
+
+    def __init__(self, config_path: Path):
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def store(self) -> Store:
+        return Store(self.config.site.database)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    table = Table(*columns, show_lines=False, box=None, pad_edge=False)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    out.print(table)
+
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+
+

@@ -1,0 +1,448 @@
+"""Loading and validating feeds.yaml into typed, immutable settings.
+
+Validation collects every problem rather than stopping at the first, and each problem is one line
+`FILE:LINE: what is wrong`, so `aggregator check` can show an operator all their mistakes at once.
+ruamel.yaml is used (rather than PyYAML) because it keeps line numbers on every key and lets
+`aggregator sources add/remove` rewrite the file with its comments and order intact.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .errors import ConfigError
+from .slugs import slugify
+
+DEFAULT_INTERVAL = 30 * 60
+_INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+SITE_KEYS = {
+    "title", "url", "timezone", "output_dir", "database", "feed_size", "tag_feed_min",
+    "retention_days", "description", "language", "websub_hub",
+}
+DEFAULTS_KEYS = {"interval", "workers", "timeout", "deadline", "max_body", "per_host", "max_entries"}
+SOURCE_KEYS = {
+    "name", "url", "category", "slug", "tags", "interval", "timezone", "enabled", "include",
+    "exclude", "encoding", "max_entries",
+}
+RULE_KEYS = {"match", "categories", "tags"}
+JEKYLL_KEYS = {"dir", "archive_after_days", "back_to_category", "back_to_home"}
+SERVER_KEYS = {"host", "port"}
+TOP_KEYS = {"site", "defaults", "sources", "rules", "jekyll", "server"}
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True)
+class Site:
+    title: str
+    url: str
+    timezone: ZoneInfo
+    output_dir: Path
+    database: Path
+    description: str = ""
+    language: str = "zh-CN"
+    feed_size: int = 50
+    tag_feed_min: int = 1
+    retention_days: int | None = None
+    websub_hub: str = ""
+
+
+@dataclass(frozen=True)
+class Defaults:
+    interval: int = DEFAULT_INTERVAL
+    workers: int = 8
+    timeout: float = 20.0
+    deadline: float = 60.0
+    max_body: int = 10 * 1024 * 1024
+    per_host: int = 2
+    max_entries: int = 1000
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    url: str
+    categories: tuple[Category, ...]
+    tags: tuple[str, ...] = ()
+    interval: int = DEFAULT_INTERVAL
+    timezone: ZoneInfo | None = None
+    enabled: bool = True
+    include: tuple[re.Pattern[str], ...] = ()
+    exclude: tuple[re.Pattern[str], ...] = ()
+    encoding: str = ""
+    max_entries: int = 1000
+    line: int = 0
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    match: re.Pattern[str]
+    categories: tuple[Category, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Jekyll:
+    dir: Path
+    archive_after_days: int = 3
+    back_to_category: str = "返回{category}"
+    back_to_home: str = "返回首页"
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    site: Site
+    defaults: Defaults
+    sources: tuple[Source, ...]
+    rules: tuple[Rule, ...] = ()
+    jekyll: Jekyll | None = None
+    server: Server = field(default_factory=Server)
+
+    @property
+    def categories(self) -> dict[str, str]:
+        """Every category the config names, slug -> name, sources first, then rules."""
+        names: dict[str, str] = {}
+        for cat in [c for s in self.sources for c in s.categories] + [
+            c for r in self.rules for c in r.categories
+        ]:
+            names.setdefault(cat.slug, cat.name)
+        return names
+
+    def source(self, name: str) -> Source:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        raise KeyError(name)
+
+
+def parse_interval(value: Any) -> int:
+    """Read `30s`, `10m`, `2h`, `1d` or a plain number of seconds; raise ValueError otherwise."""
+    match = _INTERVAL.match(str(value)) if not isinstance(value, bool) else None
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"bad interval {value!r} (use a number with s, m, h or d, e.g. 30m)")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_size(value: Any) -> int:
+    match = _SIZE.match(str(value)) if not isinstance(value, bool) else None
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"bad size {value!r} (use bytes or KB/MB/GB, e.g. 10MB)")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()]
+
+
+def is_http_url(url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url.strip())
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file into ruamel's round-trip objects (which know their line numbers)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file (pass --config PATH or set AGGREGATOR_CONFIG)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        reason = (exc.problem or exc.context or "invalid YAML").strip()
+        raise ConfigError([f"{path}:{line}: invalid YAML: {reason}"]) from None
+    except YAMLError as exc:
+        raise ConfigError([f"{path}:1: invalid YAML: {str(exc).splitlines()[0]}"]) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a config file; raise ConfigError listing every problem found."""
+    path = Path(path)
+    return _Validator(path).validate(read_yaml(path))
+
+
+class _Validator:
+    """Walks the YAML tree, turning it into a Config and collecting problems with their lines."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.base = path.resolve().parent
+        self.problems: list[str] = []
+
+    def error(self, line: int, message: str) -> None:
+        self.problems.append(f"{self.path}:{line}: {message}")
+
+    @staticmethod
+    def key_line(node: Any, key: Any, default: int = 1) -> int:
+        if isinstance(node, CommentedMap) and key in node:
+            return int(node.lc.key(key)[0]) + 1
+        if isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
+            return int(node.lc.item(key)[0]) + 1
+        return default
+
+    @staticmethod
+    def node_line(node: Any, default: int = 1) -> int:
+        lc = getattr(node, "lc", None)
+        return int(lc.line) + 1 if lc is not None and lc.line is not None else default
+
+    def mapping(self, node: Any, where: str, allowed: set[str], line: int) -> CommentedMap:
+        if node is None:
+            return CommentedMap()
+        if not isinstance(node, CommentedMap):
+            self.error(line, f"{where} must be a mapping")
+            return CommentedMap()
+        for key in node:
+            if key not in allowed:
+                hint = ", ".join(sorted(allowed))
+                self.error(self.key_line(node, key), f"unknown key {key!r} in {where} (known: {hint})")
+        return node
+
+    def text_list(self, node: Any, key: str, line: int) -> tuple[str, ...]:
+        value = node.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+            self.error(line, f"{key} must be a string or a list of strings")
+            return ()
+        return tuple(str(v).strip() for v in value if str(v).strip())
+
+    def patterns(self, node: Any, key: str, line: int) -> tuple[re.Pattern[str], ...]:
+        compiled = []
+        for text in self.text_list(node, key, line):
+            try:
+                compiled.append(re.compile(text, re.IGNORECASE))
+            except re.error as exc:
+                self.error(line, f"bad regex {text!r} in {key}: {exc}")
+        return tuple(compiled)
+
+    def number(self, node: Any, key: str, default: Any, minimum: int = 0) -> Any:
+        value = node.get(key, default)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.error(self.key_line(node, key), f"{key} must be a whole number >= {minimum}")
+            return default
+        return value
+
+    def converted(self, node: Any, key: str, default: Any, convert: Any) -> Any:
+        if key not in node or node[key] is None:
+            return default
+        try:
+            return convert(node[key])
+        except ValueError as exc:
+            self.error(self.key_line(node, key), f"{key}: {exc}")
+            return default
+
+    def zone(self, node: Any, key: str) -> ZoneInfo | None:
+        name = node.get(key)
+        if name is None:
+            return None
+        try:
+            return ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.error(self.key_line(node, key), f"unknown time zone {name!r} (e.g. Asia/Shanghai)")
+            return None
+
+    def path_of(self, node: Any, key: str, default: str) -> Path:
+        value = Path(str(node.get(key) or default)).expanduser()
+        return value if value.is_absolute() else self.base / value
+
+    def validate(self, root: Any) -> Config:
+        if root is None:
+            root = CommentedMap()
+        top = self.mapping(root, "the top level", TOP_KEYS, 1)
+        site = self.site(top)
+        defaults = self.defaults(top)
+        categories: dict[str, tuple[str, int]] = {}  # slug -> (name, line)
+        sources = self.sources(top, defaults, categories)
+        rules = self.rules(top, categories)
+        jekyll = self.jekyll(top)
+        server = self.server(top)
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Config(self.path, site, defaults, tuple(sources), tuple(rules), jekyll, server)
+
+    def site(self, top: CommentedMap) -> Site:
+        node = self.mapping(top.get("site"), "site", SITE_KEYS, self.key_line(top, "site"))
+        url = str(node.get("url") or "http://127.0.0.1:8080/")
+        if not is_http_url(url):
+            self.error(self.key_line(node, "url"), f"site.url must be an http(s) URL, not {url!r}")
+        retention = node.get("retention_days")
+        return Site(
+            title=str(node.get("title") or "aggregator"),
+            url=url.rstrip("/") + "/",
+            timezone=self.zone(node, "timezone") or ZoneInfo("Asia/Shanghai"),
+            output_dir=self.path_of(node, "output_dir", "var/public"),
+            database=self.path_of(node, "database", "var/aggregator.db"),
+            description=str(node.get("description") or ""),
+            language=str(node.get("language") or "zh-CN"),
+            feed_size=self.number(node, "feed_size", 50, minimum=1),
+            tag_feed_min=self.number(node, "tag_feed_min", 1, minimum=1),
+            retention_days=None if retention is None else self.number(node, "retention_days", None, 1),
+            websub_hub=str(node.get("websub_hub") or ""),
+        )
+
+    def defaults(self, top: CommentedMap) -> Defaults:
+        line = self.key_line(top, "defaults")
+        node = self.mapping(top.get("defaults"), "defaults", DEFAULTS_KEYS, line)
+        base = Defaults()
+        return Defaults(
+            interval=self.converted(node, "interval", base.interval, parse_interval),
+            workers=self.number(node, "workers", base.workers, minimum=1),
+            timeout=float(self.converted(node, "timeout", base.timeout, parse_interval)),
+            deadline=float(self.converted(node, "deadline", base.deadline, parse_interval)),
+            max_body=self.converted(node, "max_body", base.max_body, parse_size),
+            per_host=self.number(node, "per_host", base.per_host, minimum=1),
+            max_entries=self.number(node, "max_entries", base.max_entries, minimum=1),
+        )
+
+    def category(self, name: str, slug: str | None, line: int, seen: dict[str, tuple[str, int]]) -> Category:
+        slug = slug or slugify(name)
+        known = seen.get(slug)
+        if known and known[0] != name:
+            self.error(line, f"categories {known[0]!r} (line {known[1]}) and {name!r} both map to slug {slug!r}")
+        seen.setdefault(slug, (name, line))
+        return Category(name, slug)
+
+    def sources(self, top: CommentedMap, defaults: Defaults, seen: dict[str, tuple[str, int]]) -> list[Source]:
+        node = top.get("sources")
+        if node is None:
+            return []
+        if not isinstance(node, CommentedSeq):
+            self.error(self.key_line(top, "sources"), "sources must be a list")
+            return []
+        names: dict[str, int] = {}
+        result = []
+        for i, item in enumerate(node):
+            line = self.key_line(node, i)
+            src = self.source(item, line, defaults, seen)
+            if src is None:
+                continue
+            if src.name in names:
+                self.error(line, f"duplicate source name {src.name!r} (first on line {names[src.name]})")
+                continue
+            names[src.name] = line
+            result.append(src)
+        return result
+
+    def source(self, item: Any, line: int, defaults: Defaults, seen: dict[str, tuple[str, int]]) -> Source | None:
+        if not isinstance(item, CommentedMap):
+            self.error(line, "each source must be a mapping with at least name and url")
+            return None
+        self.mapping(item, "a source", SOURCE_KEYS, line)
+        name = str(item.get("name") or "").strip()
+        if not name:
+            self.error(line, "source has no name")
+        url = item.get("url")
+        where = f"source {name!r}" if name else "source"
+        if url is None:
+            self.error(line, f"{where} has no url")
+        elif not is_http_url(url):
+            self.error(self.key_line(item, "url", line), f"{where}: url must be http(s)://..., not {url!r}")
+        cat_line = self.key_line(item, "category", line)
+        cat_names = self.text_list(item, "category", cat_line) or (name,)
+        slug = item.get("slug")
+        if slug is not None:
+            if len(cat_names) != 1:
+                self.error(self.key_line(item, "slug"), f"{where}: slug is only allowed with a single category")
+                slug = None
+            elif not isinstance(slug, str) or not _SLUG.match(slug) or len(slug) > 64:
+                self.error(self.key_line(item, "slug"), f"{where}: slug must be lowercase a-z, 0-9 and -, not {slug!r}")
+                slug = None
+        cats = tuple(self.category(c, slug, cat_line, seen) for c in cat_names if c)
+        enabled = item.get("enabled", True)
+        if not isinstance(enabled, bool):
+            self.error(self.key_line(item, "enabled"), f"{where}: enabled must be true or false")
+        encoding = str(item.get("encoding") or "")
+        if encoding:
+            try:
+                "".encode(encoding)
+            except LookupError:
+                self.error(self.key_line(item, "encoding"), f"{where}: unknown encoding {encoding!r}")
+        return Source(
+            name=name,
+            url=str(url or "").strip(),
+            categories=cats,
+            tags=self.text_list(item, "tags", self.key_line(item, "tags", line)),
+            interval=self.converted(item, "interval", defaults.interval, parse_interval),
+            timezone=self.zone(item, "timezone"),
+            enabled=bool(enabled),
+            include=self.patterns(item, "include", self.key_line(item, "include", line)),
+            exclude=self.patterns(item, "exclude", self.key_line(item, "exclude", line)),
+            encoding=encoding,
+            max_entries=self.number(item, "max_entries", defaults.max_entries, minimum=1),
+            line=line,
+        )
+
+    def rules(self, top: CommentedMap, seen: dict[str, tuple[str, int]]) -> list[Rule]:
+        node = top.get("rules")
+        if node is None:
+            return []
+        if not isinstance(node, CommentedSeq):
+            self.error(self.key_line(top, "rules"), "rules must be a list")
+            return []
+        rules: list[Rule] = []
+        for i, item in enumerate(node):
+            line = self.key_line(node, i)
+            if not isinstance(item, CommentedMap):
+                self.error(line, "each rule must be a mapping with match and categories and/or tags")
+                continue
+            self.mapping(item, "a rule", RULE_KEYS, line)
+            patterns = self.patterns(item, "match", self.key_line(item, "match", line))
+            if "match" not in item:
+                self.error(line, "rule has no match")
+            cat_line = self.key_line(item, "categories", line)
+            cats = tuple(self.category(c, None, cat_line, seen) for c in self.text_list(item, "categories", cat_line))
+            tags = self.text_list(item, "tags", self.key_line(item, "tags", line))
+            rules.extend(Rule(p, cats, tags) for p in patterns[:1])
+        return rules
+
+    def jekyll(self, top: CommentedMap) -> Jekyll | None:
+        if "jekyll" not in top:
+            return None
+        node = self.mapping(top.get("jekyll"), "jekyll", JEKYLL_KEYS, self.key_line(top, "jekyll"))
+        return Jekyll(
+            dir=self.path_of(node, "dir", "var/jekyll"),
+            archive_after_days=self.number(node, "archive_after_days", 3, minimum=0),
+            back_to_category=str(node.get("back_to_category") or "返回{category}"),
+            back_to_home=str(node.get("back_to_home") or "返回首页"),
+        )
+
+    def server(self, top: CommentedMap) -> Server:
+        node = self.mapping(top.get("server"), "server", SERVER_KEYS, self.key_line(top, "server"))
+        port = self.number(node, "port", 8080, minimum=0)
+        if port > 65535:
+            self.error(self.key_line(node, "port"), "server.port must be at most 65535")
+        return Server(host=str(node.get("host") or "127.0.0.1"), port=port)

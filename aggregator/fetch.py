@@ -1,0 +1,201 @@
+"""HTTP retrieval of feeds: one pooled session, conditional GET, a body cap and a total deadline.
+
+requests' `timeout` bounds the connect and each socket read, not the whole download, so a server
+dripping a byte a second would never time out. A watchdog timer therefore shuts the socket down
+when the total deadline passes, which makes the blocked read fail at once.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from . import __version__
+from .errors import FetchError
+from .models import FetchResult
+
+PROJECT_URL = "https://github.com/aggregator-dev/aggregator"
+USER_AGENT = f"aggregator/{__version__} (+{PROJECT_URL})"
+CHUNK = 64 * 1024
+PERMANENT = {301, 308}
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """How long and how much one fetch may take."""
+
+    timeout: float = 20.0  # connect and per-read timeout, seconds
+    deadline: float = 60.0  # whole request, seconds
+    max_body: int = 10 * 1024 * 1024  # bytes after decompression
+
+
+def make_session(pool_size: int = 16) -> requests.Session:
+    """A Session with a connection pool big enough for our workers and our User-Agent."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update(
+        {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
+            "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
+            "Accept-Encoding": "gzip, deflate",
+        }
+    )
+    return session
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket under a streamed response, so the watchdog can cut it (best effort)."""
+    fp: Any = getattr(response.raw, "_fp", None)
+    raw = getattr(getattr(fp, "fp", None), "raw", None)
+    sock = getattr(raw, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+class _Watchdog:
+    """Shuts a response's socket down when the deadline passes."""
+
+    def __init__(self, response: requests.Response, seconds: float):
+        self.fired = False
+        self._response = response
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = _socket_of(self._response)
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+            else:
+                self._response.close()
+        except OSError:
+            pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _read_body(response: requests.Response, limits: FetchLimits, started: float) -> bytes:
+    remaining = limits.deadline - (time.monotonic() - started)
+    if remaining <= 0:
+        raise FetchError(f"no complete response within the {limits.deadline:g} s deadline")
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limits.max_body and "Content-Encoding" not in response.headers:
+        raise FetchError(f"body of {int(declared):,} bytes is over the {limits.max_body:,}-byte cap")
+    watchdog = _Watchdog(response, remaining)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(CHUNK):
+            size += len(chunk)
+            if size > limits.max_body:
+                raise FetchError(f"body is over the {limits.max_body:,}-byte cap; download stopped")
+            chunks.append(chunk)
+            if watchdog.fired or time.monotonic() - started > limits.deadline:
+                raise FetchError(f"download not finished within the {limits.deadline:g} s deadline")
+    except (requests.RequestException, OSError) as exc:
+        if watchdog.fired:
+            raise FetchError(f"download not finished within the {limits.deadline:g} s deadline") from None
+        raise FetchError(f"connection broke while reading: {_reason(exc)}") from None
+    finally:
+        watchdog.cancel()
+        response.close()
+    if watchdog.fired:
+        raise FetchError(f"download not finished within the {limits.deadline:g} s deadline")
+    return b"".join(chunks)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, one-line reason for a requests exception (they nest urllib3 errors deeply)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "read timed out"
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        for marker in ("Connection refused", "Name or service not known", "nodename nor servname",
+                       "Temporary failure in name resolution", "No route to host", "Network is unreachable"):
+            if marker in text:
+                return marker.lower()
+        return "connection failed"
+    if isinstance(exc, requests.TooManyRedirects):
+        return "too many redirects"
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def fetch_url(
+    session: requests.Session,
+    url: str,
+    *,
+    etag: str = "",
+    last_modified: str = "",
+    limits: FetchLimits = FetchLimits(),  # noqa: B008 - immutable
+    headers: dict[str, str] | None = None,
+) -> FetchResult:
+    """GET `url` conditionally; return a FetchResult or raise FetchError with a one-line reason.
+
+    A 304 returns a result without a body. Any status other than 200-299 and 304 raises, with the
+    status and any Retry-After attached to the error.
+    """
+    request_headers = dict(headers or {})
+    if etag:
+        request_headers["If-None-Match"] = etag
+    if last_modified:
+        request_headers["If-Modified-Since"] = last_modified
+    started = time.monotonic()
+    try:
+        response = session.get(
+            url, headers=request_headers, timeout=(limits.timeout, limits.timeout), stream=True,
+            allow_redirects=True,
+        )
+    except requests.RequestException as exc:
+        raise FetchError(_reason(exc)) from None
+    permanent = bool(response.history) and all(r.status_code in PERMANENT for r in response.history)
+    status = response.status_code
+    if status == 304:
+        response.close()
+        return _result(response, None, permanent, started)
+    if not 200 <= status < 300:
+        retry = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
+        response.close()
+        raise FetchError(f"HTTP {status} {response.reason or ''}".strip(), status=status, retry_after=retry)
+    body = _read_body(response, limits, started)
+    return _result(response, body, permanent, started)
+
+
+def _result(response: requests.Response, body: bytes | None, permanent: bool, started: float) -> FetchResult:
+    return FetchResult(
+        status=response.status_code,
+        body=body,
+        headers={k.lower(): v for k, v in response.headers.items()},
+        url=response.url,
+        permanent_redirect=permanent,
+        elapsed_ms=int((time.monotonic() - started) * 1000),
+    )

@@ -1,0 +1,159 @@
+"""RawEntry -> Post: dates, filters, rules, categories, tags, sanitising, URLs and ids.
+
+This is where our policy lives; everything before it reports what the feed said and everything
+after it only sees `Post`s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .config import Config, Source
+from .models import Enclosure, ParsedFeed, Post, RawEntry
+from .sanitise import absolute_url, excerpt, plain_text, sanitise_html
+
+FUTURE_TOLERANCE = timedelta(days=1)
+TITLE_FALLBACK_LENGTH = 60
+SUMMARY_EXCERPT_LENGTH = 280
+MAX_GUID_LENGTH = 2048
+# A date string that names its zone: Z, +08:00, +0800, GMT, UT(C), EST..., or a military letter.
+_HAS_ZONE = re.compile(r"(?:[zZ]|[+-]\d{2}:?\d{2}|\b(?:UT|UTC|GMT|[ECMP][SD]T|[A-IK-Z]))\s*$")
+
+
+def read_date(raw: str, parsed: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """The aware datetime of an entry date.
+
+    feedparser reads a date without a zone as UTC; when the raw string names no zone, the same
+    wall-clock time is read in `zone` (the source's, else the site's) instead.
+    """
+    if parsed is None:
+        return None
+    if raw and not _HAS_ZONE.search(raw.strip()):
+        return parsed.replace(tzinfo=zone).astimezone(UTC)
+    return parsed
+
+
+def _dedupe(names: Iterable[str]) -> list[str]:
+    """Trimmed names without case-insensitive duplicates, first spelling and order kept."""
+    seen: set[str] = set()
+    result = []
+    for name in names:
+        name = plain_text(name)[:100]
+        key = name.casefold()
+        if name and key not in seen:
+            seen.add(key)
+            result.append(name)
+    return result
+
+
+def post_id(source: str, key: str) -> str:
+    """A stable id: the same source and guid (or link, or content) always give the same id."""
+    return hashlib.sha256(f"{source}\x00{key}".encode()).hexdigest()[:20]
+
+
+def content_hash(post: Post) -> str:
+    """A digest of everything a reader would see change; date only when the feed gave one."""
+    payload = [
+        post.title, post.link, post.author, post.summary, post.content, post.categories, post.tags,
+        [[e.url, e.type, e.length] for e in post.enclosures],
+        post.date.isoformat() if post.dated else "",
+        post.updated.isoformat() if post.updated else "",
+    ]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def _matches(patterns: Iterable[re.Pattern[str]], texts: list[str]) -> bool:
+    return any(p.search(t) for p in patterns for t in texts if t)
+
+
+class Normaliser:
+    """Turns one source's raw entries into Posts under the config's rules."""
+
+    def __init__(self, config: Config, source: Source, fetched_at: datetime):
+        self.config = config
+        self.source = source
+        self.fetched_at = fetched_at
+        self.zone = source.timezone or config.site.timezone
+
+    def posts(self, feed: ParsedFeed) -> list[Post]:
+        """Posts of a feed, newest first, at most `max_entries`, without duplicate ids."""
+        seen: set[str] = set()
+        posts = []
+        for entry in feed.entries:
+            post = self.post(entry, feed)
+            if post is not None and post.id not in seen:
+                seen.add(post.id)
+                posts.append(post)
+        posts.sort(key=lambda p: p.date, reverse=True)
+        return posts[: self.source.max_entries]
+
+    def post(self, entry: RawEntry, feed: ParsedFeed) -> Post | None:
+        """The Post of one entry, or None when the source's include/exclude filters drop it."""
+        feed_base = absolute_url(feed.link, self.source.url) or self.source.url
+        guid = entry.guid[:MAX_GUID_LENGTH]
+        link = absolute_url(entry.link, feed_base) or absolute_url(guid, "")
+        base = link or feed_base
+        content = sanitise_html(entry.content or entry.summary, base)
+        summary = sanitise_html(entry.summary, base) if entry.summary else ""
+        text = plain_text(content)
+        if not summary and text:
+            summary = excerpt(text, SUMMARY_EXCERPT_LENGTH).replace("&", "&amp;").replace("<", "&lt;")
+        title = plain_text(entry.title) or excerpt(text, TITLE_FALLBACK_LENGTH) or link or "(untitled)"
+        summary_text = plain_text(summary)
+        if self.source.include and not _matches(self.source.include, [title, summary_text]):
+            return None
+        if _matches(self.source.exclude, [title, summary_text]):
+            return None
+        categories = [c.slug for c in self.source.categories]
+        tags = list(self.source.tags) + entry.tags
+        for rule in self.config.rules:
+            if _matches([rule.match], [title, summary_text, *entry.tags]):
+                categories += [c.slug for c in rule.categories if c.slug not in categories]
+                tags += rule.tags
+        date = read_date(entry.published_raw, entry.published, self.zone) or read_date(
+            entry.updated_raw, entry.updated, self.zone
+        )
+        updated = read_date(entry.updated_raw, entry.updated, self.zone)
+        post = Post(
+            id=post_id(self.source.name, guid or link or hashlib.sha256((title + content).encode()).hexdigest()),
+            source=self.source.name,
+            title=title,
+            link=link,
+            guid=guid,
+            date=self._clamp(date),
+            updated=self._clamp(updated) if updated and updated != date else None,
+            author=plain_text(entry.author)[:200],
+            summary=summary,
+            content=content,
+            categories=list(dict.fromkeys(categories)),
+            tags=_dedupe(tags),
+            enclosures=self._enclosures(entry.enclosures, base),
+            dated=date is not None,
+        )
+        post.content_hash = content_hash(post)
+        return post
+
+    def _clamp(self, when: datetime | None) -> datetime:
+        """A missing date becomes the fetch time; one more than a day ahead is clamped to it."""
+        if when is None or when > self.fetched_at + FUTURE_TOLERANCE:
+            return self.fetched_at
+        return when
+
+    @staticmethod
+    def _enclosures(enclosures: list[Enclosure], base: str) -> list[Enclosure]:
+        result = []
+        for enc in enclosures:
+            url = absolute_url(enc.url, base)
+            if url:
+                result.append(Enclosure(url, enc.type[:100], enc.length))
+        return result
+
+
+def normalise_feed(config: Config, source: Source, feed: ParsedFeed, fetched_at: datetime | None = None) -> list[Post]:
+    """All posts of a parsed feed for `source`, newest first."""
+    return Normaliser(config, source, fetched_at or datetime.now(UTC)).posts(feed)

@@ -1,0 +1,129 @@
+"""Bytes -> ParsedFeed: feedparser, with the encoding fixes real Chinese feeds need.
+
+Many Chinese feeds declare gb2312 and then use characters only GBK has (镕, for one), so a feed that
+declares gb2312 or gbk is decoded as gb18030, the superset of both, before feedparser sees it. A
+source may also force an encoding. feedparser's own sanitiser and relative-URL resolution are turned
+off: `normalise` does both with nh3 and the entry's own link as base, and we never hand feedparser the
+response URL, which would make it resolve relative guids (`NW2022...` -> `http://host/NW2022...`).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from .errors import ParseError
+from .models import Enclosure, ParsedFeed, RawEntry
+
+_XML_DECL = re.compile(rb"^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"'][^>]*\?>")
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_GB_FAMILY = {"gb2312", "gbk", "gb18030", "x-gbk", "cp936", "euc-cn", "gb_2312-80", "csgb2312"}
+_HTML_TYPES = {"text/html", "application/xhtml+xml"}
+
+
+def declared_encoding(body: bytes, content_type: str) -> str:
+    """The charset the response claims: the header first, then the XML declaration."""
+    match = _CHARSET.search(content_type or "")
+    if match:
+        return match.group(1).lower()
+    decl = _XML_DECL.match(body[:512])
+    return decl.group(2).decode("ascii").lower() if decl else ""
+
+
+def _recode(body: bytes, encoding: str) -> bytes:
+    """Decode `body` as `encoding` and re-encode it as UTF-8 with the XML declaration to match."""
+    text = body.decode(encoding, errors="replace")
+    text = text.lstrip("\ufeff")
+    text = re.sub(r"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])[^\"']+([\"'])", r"\1utf-8\2", text, count=1)
+    return text.encode("utf-8")
+
+
+def prepare_body(body: bytes, headers: dict[str, str], forced_encoding: str = "") -> tuple[bytes, dict[str, str]]:
+    """Return (bytes, headers) for feedparser, with GB-family and forced encodings made UTF-8."""
+    content_type = headers.get("content-type", "")
+    encoding = forced_encoding.lower() or declared_encoding(body, content_type)
+    if encoding in _GB_FAMILY:
+        encoding = "gb18030"
+    # Only the headers that matter for decoding: never content-location, which feedparser would
+    # use as a base to rewrite relative guids.
+    kept = {"content-type": content_type} if content_type else {}
+    if forced_encoding or encoding == "gb18030":
+        body = _recode(body, encoding)
+        mime = content_type.split(";")[0].strip() or "application/xml"
+        kept = {"content-type": f"{mime}; charset=utf-8"}
+    return body, kept
+
+
+def _as_datetime(parsed: Any) -> datetime | None:
+    if not parsed:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError, TypeError, OSError):
+        return None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _entry(item: Any) -> RawEntry:
+    content = ""
+    for part in item.get("content") or []:
+        if part.get("value"):
+            content = part["value"]
+            break
+    enclosures = []
+    for link in item.get("links") or []:
+        if link.get("rel") == "enclosure" and link.get("href"):
+            try:
+                length = int(link.get("length") or 0)
+            except ValueError:
+                length = 0
+            enclosures.append(Enclosure(link["href"], _text(link.get("type")), max(0, length)))
+    title_detail = item.get("title_detail") or {}
+    return RawEntry(
+        guid=_text(item.get("id")).strip(),
+        link=_text(item.get("link")).strip(),
+        title=_text(item.get("title")),
+        title_is_html=title_detail.get("type") in ("text/html", "application/xhtml+xml"),
+        summary=_text(item.get("summary")),
+        content=content,
+        author=_text(item.get("author")),
+        published_raw=_text(item.get("published")),
+        published=_as_datetime(item.get("published_parsed")),
+        updated_raw=_text(item.get("updated")),
+        updated=_as_datetime(item.get("updated_parsed")),
+        tags=[_text(t.get("term") or t.get("label")) for t in item.get("tags") or [] if t],
+        enclosures=enclosures,
+    )
+
+
+def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str = "") -> ParsedFeed:
+    """Parse a feed document; raise ParseError when it is not a feed at all.
+
+    A feed feedparser flags as malformed is still returned when it yields entries, with the problem
+    in `warning`.
+    """
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    if not body or not body.strip():
+        raise ParseError("empty response body")
+    data, kept = prepare_body(body, headers, encoding)
+    result = feedparser.parse(data, response_headers=kept, sanitize_html=False, resolve_relative_uris=False)
+    problem = result.get("bozo_exception")
+    warning = f"{type(problem).__name__}: {problem}".splitlines()[0][:300] if result.get("bozo") and problem else ""
+    feed = result.get("feed") or {}
+    if not result.entries and not result.get("version"):
+        mime = headers.get("content-type", "").split(";")[0].strip().lower()
+        what = "an HTML page" if mime in _HTML_TYPES or b"<html" in body[:2048].lower() else "not a feed"
+        raise ParseError(f"{what}: no RSS or Atom found" + (f" ({warning})" if warning else ""))
+    return ParsedFeed(
+        title=_text(feed.get("title")),
+        link=_text(feed.get("link")),
+        entries=[_entry(item) for item in result.entries],
+        warning=warning,
+    )

@@ -1,0 +1,174 @@
+"""One pass over sources: fetch -> parse -> normalise -> store, recording each source's outcome.
+
+Network and parsing run in a bounded thread pool; every database write happens on the calling
+thread, one transaction per source, so SQLite never sees two writers from us at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import requests
+
+from .config import Config, Source
+from .errors import AggregatorError, FetchError
+from .fetch import FetchLimits, fetch_url, make_session
+from .models import FetchResult, Post, SourceOutcome
+from .normalise import normalise_feed
+from .parse import parse_feed
+from .store import SourceState, Store, to_db_time
+
+
+@dataclass
+class Retrieved:
+    """What a worker hands back for one source: the outcome so far and the posts to store."""
+
+    outcome: SourceOutcome
+    posts: list[Post] = field(default_factory=list)
+    response: FetchResult | None = None
+
+
+@dataclass
+class FetchReport:
+    """The sum of one `fetch_sources` run."""
+
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.outcomes if o.result == result)
+
+    @property
+    def new(self) -> int:
+        return sum(o.new for o in self.outcomes)
+
+    @property
+    def updated(self) -> int:
+        return sum(o.updated for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[SourceOutcome]:
+        return [o for o in self.outcomes if o.result == "error"]
+
+    @property
+    def changed_categories(self) -> set[str]:
+        return {c for o in self.outcomes for c in o.changed_categories}
+
+    @property
+    def changed_post_ids(self) -> list[str]:
+        return [i for o in self.outcomes for i in o.changed_post_ids]
+
+
+def limits_for(config: Config) -> FetchLimits:
+    d = config.defaults
+    return FetchLimits(timeout=d.timeout, deadline=d.deadline, max_body=d.max_body)
+
+
+def url_to_fetch(source: Source, state: SourceState) -> str:
+    """The URL a source is fetched from: where it permanently moved to, unless the config changed."""
+    if state.moved_to and state.url == source.url:
+        return state.moved_to
+    return source.url
+
+
+def retrieve(
+    config: Config, source: Source, state: SourceState, session: requests.Session, now: datetime | None = None
+) -> Retrieved:
+    """Fetch, parse and normalise one source without touching the database (thread-safe)."""
+    now = now or datetime.now(UTC)
+    outcome = SourceOutcome(source=source.name, result="error")
+    url = url_to_fetch(source, state)
+    same_url = state.url == source.url
+    try:
+        response = fetch_url(
+            session, url, etag=state.etag if same_url else "",
+            last_modified=state.last_modified if same_url else "", limits=limits_for(config),
+        )
+    except FetchError as exc:
+        outcome.error, outcome.http_status, outcome.retry_after = str(exc), exc.status, exc.retry_after
+        return Retrieved(outcome)
+    outcome.http_status = response.status
+    outcome.url = response.url
+    outcome.permanent_redirect = response.permanent_redirect
+    outcome.elapsed_ms = response.elapsed_ms
+    if response.not_modified or response.body is None:
+        outcome.result = "not-modified"
+        return Retrieved(outcome, response=response)
+    try:
+        feed = parse_feed(response.body, response.headers, source.encoding)
+        posts = normalise_feed(config, source, feed, now)
+    except AggregatorError as exc:
+        outcome.error = str(exc)
+        return Retrieved(outcome, response=response)
+    except Exception as exc:  # a parser bug must not take the other sources down
+        outcome.error = f"cannot parse: {type(exc).__name__}: {exc}"[:300]
+        return Retrieved(outcome, response=response)
+    outcome.result = "ok"
+    outcome.warning = feed.warning
+    return Retrieved(outcome, posts, response)
+
+
+def record(store: Store, config: Config, source: Source, retrieved: Retrieved, now: datetime) -> SourceOutcome:
+    """Store the posts of one retrieved source and remember how the fetch went."""
+    outcome = retrieved.outcome
+    state = store.source_state(source.name)
+    if state.url != source.url:  # the config points somewhere new: forget the old URL's state
+        state = SourceState(name=source.name, url=source.url, failures=state.failures)
+    if outcome.result == "ok":
+        result = store.store_posts(retrieved.posts, config.categories, now)
+        outcome.new, outcome.updated = result.new, result.updated
+        outcome.changed_categories = result.categories
+        outcome.changed_post_ids = result.post_ids
+    state.last_fetch = to_db_time(now)
+    state.result = outcome.result
+    state.http_status = outcome.http_status
+    state.elapsed_ms = outcome.elapsed_ms
+    state.new, state.updated = outcome.new, outcome.updated
+    if outcome.result == "error":
+        state.error = outcome.error
+        state.failures += 1
+    else:
+        response = retrieved.response
+        if response is not None and outcome.result == "ok":
+            state.etag = response.headers.get("etag", "")
+            state.last_modified = response.headers.get("last-modified", "")
+        state.error, state.failures, state.warning = "", 0, outcome.warning
+        state.last_success = state.last_fetch
+        state.final_url = outcome.url
+        if outcome.permanent_redirect and outcome.url != source.url:
+            state.moved_to = outcome.url
+    store.save_source_state(state)
+    return outcome
+
+
+ProgressCallback = Callable[[SourceOutcome], None]
+
+
+def fetch_sources(
+    config: Config,
+    store: Store,
+    sources: Iterable[Source] | None = None,
+    *,
+    workers: int | None = None,
+    session: requests.Session | None = None,
+    progress: ProgressCallback | None = None,
+) -> FetchReport:
+    """Fetch every given (default: every enabled) source once, concurrently; store what changed."""
+    chosen = [s for s in (config.sources if sources is None else sources) if s.enabled or sources is not None]
+    workers = workers or config.defaults.workers
+    session = session or make_session(pool_size=max(workers, 4))
+    states = {s.name: store.source_state(s.name) for s in chosen}
+    report = FetchReport()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        futures = {pool.submit(retrieve, config, s, states[s.name], session): s for s in chosen}
+        for future in as_completed(futures):
+            source = futures[future]
+            outcome = record(store, config, source, future.result(), datetime.now(UTC))
+            report.outcomes.append(outcome)
+            if progress:
+                progress(outcome)
+    order = {s.name: i for i, s in enumerate(chosen)}
+    report.outcomes.sort(key=lambda o: order[o.source])
+    return report

@@ -1,0 +1,166 @@
+"""Editing the sources of feeds.yaml in place, and OPML import/export of the source list.
+
+ruamel.yaml's round-trip mode keeps the operator's comments, key order and quoting. Every edit is
+validated with `load_config` before the file is replaced (atomically), so a command can never leave
+an invalid or half-written feeds.yaml behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from xml.sax.saxutils import quoteattr
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from .config import Config, is_http_url, load_config, read_yaml
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NewSource:
+    """A source to add: what `sources add` and OPML import know about it."""
+
+    url: str
+    name: str = ""
+    category: str = ""
+    tags: tuple[str, ...] = ()
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def _write_validated(path: Path, root: Any) -> Config:
+    """Write `root` to `path` if it is a valid config; the old file stays untouched otherwise."""
+    buffer = io.StringIO()
+    _yaml().dump(root, buffer)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(buffer.getvalue())
+        config = load_config(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Config(path, config.site, config.defaults, config.sources, config.rules, config.jekyll, config.server)
+
+
+def _sources_node(root: Any, path: Path) -> CommentedSeq:
+    if root is None or not isinstance(root, CommentedMap):
+        raise ConfigError([f"{path}:1: the top level must be a mapping"])
+    if root.get("sources") is None:
+        root["sources"] = CommentedSeq()
+    if not isinstance(root["sources"], CommentedSeq):
+        raise ConfigError([f"{path}: sources must be a list"])
+    return root["sources"]
+
+
+def _default_name(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.hostname or url) + (parts.path.rstrip("/") if parts.path not in ("", "/") else "")
+
+
+def add_sources(path: Path, new: list[NewSource]) -> tuple[Config, list[str], list[str]]:
+    """Append sources to feeds.yaml; return (config, added names, skipped messages).
+
+    A source whose name or URL is already configured is skipped with a message, not an error.
+    """
+    root = read_yaml(path)
+    sources = _sources_node(root, path)
+    names = {str(s.get("name")) for s in sources if isinstance(s, CommentedMap)}
+    urls = {str(s.get("url")) for s in sources if isinstance(s, CommentedMap)}
+    added, skipped = [], []
+    for item in new:
+        if not is_http_url(item.url):
+            raise ConfigError([f"{item.url}: not an http(s) URL"])
+        name = item.name or _default_name(item.url)
+        if name in names or item.url in urls:
+            skipped.append(f"{name}: already in {path} ({item.url})")
+            continue
+        entry = CommentedMap(name=name, url=item.url)
+        if item.category:
+            entry["category"] = item.category
+        if item.tags:
+            entry["tags"] = list(item.tags)
+        sources.append(entry)
+        names.add(name)
+        urls.add(item.url)
+        added.append(name)
+    config = _write_validated(path, root) if added else load_config(path)
+    return config, added, skipped
+
+
+def remove_source(path: Path, name: str) -> Config:
+    """Remove the source called `name` from feeds.yaml; its stored posts stay in the database."""
+    root = read_yaml(path)
+    sources = _sources_node(root, path)
+    for index, item in enumerate(sources):
+        if isinstance(item, CommentedMap) and str(item.get("name")) == name:
+            del sources[index]
+            return _write_validated(path, root)
+    raise ConfigError([f"{path}: no source named {name!r}"])
+
+
+def read_opml(path: Path) -> list[NewSource]:
+    """The feeds listed in an OPML file; an enclosing outline's title becomes the category."""
+    try:
+        tree = ET.parse(path)
+    except (OSError, ET.ParseError) as exc:
+        raise ConfigError([f"{path}: not a readable OPML file: {exc}"]) from None
+    found: list[NewSource] = []
+
+    def walk(node: ET.Element, category: str) -> None:
+        for outline in node.findall("outline"):
+            url = outline.get("xmlUrl") or ""
+            title = outline.get("title") or outline.get("text") or ""
+            if url:
+                found.append(NewSource(url=url.strip(), name=title.strip(), category=category))
+            else:
+                walk(outline, title.strip() or category)
+
+    body = tree.getroot().find("body")
+    if body is None:
+        raise ConfigError([f"{path}: OPML file has no <body>"])
+    walk(body, "")
+    return found
+
+
+def sources_opml(config: Config) -> str:
+    """OPML 2.0 listing the configured sources, grouped by their first category."""
+    groups: dict[str, list[str]] = {}
+    for src in config.sources:
+        category = src.categories[0].name if src.categories else ""
+        groups.setdefault(category, []).append(
+            f'      <outline type="rss" text={quoteattr(src.name)} title={quoteattr(src.name)} '
+            f"xmlUrl={quoteattr(src.url)}/>"
+        )
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<opml version="2.0">',
+        "  <head>",
+        f"    <title>{_escape(config.site.title)} sources</title>",
+        "  </head>",
+        "  <body>",
+    ]
+    for category, outlines in groups.items():
+        lines.append(f"    <outline text={quoteattr(category)} title={quoteattr(category)}>")
+        lines.extend(outlines)
+        lines.append("    </outline>")
+    lines += ["  </body>", "</opml>", ""]
+    return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,63 @@
+"""Presentation of posts and sources as plain data (for JSON output, tables and the status page)."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any
+
+from .config import Config
+from .models import Post
+from .store import SourceState
+
+
+def local_iso(when: datetime | None, zone: tzinfo) -> str | None:
+    """ISO 8601 in the site's zone, e.g. 2022-03-28T22:51:22+08:00."""
+    return when.astimezone(zone).replace(microsecond=0).isoformat() if when else None
+
+
+def post_json(post: Post, zone: tzinfo) -> dict[str, Any]:
+    """The public post schema, exactly these fields, dates in the site's zone."""
+    return {
+        "id": post.id,
+        "source": post.source,
+        "title": post.title,
+        "link": post.link,
+        "guid": post.guid,
+        "date": local_iso(post.date, zone),
+        "updated": local_iso(post.updated, zone),
+        "author": post.author,
+        "summary": post.summary,
+        "content": post.content,
+        "categories": post.categories,
+        "tags": post.tags,
+        "enclosures": [{"url": e.url, "type": e.type, "length": e.length} for e in post.enclosures],
+    }
+
+
+def source_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str, Any]]:
+    """One row per configured source: its settings and what its last fetch did."""
+    rows = []
+    for src in config.sources:
+        state = states.get(src.name) or SourceState(name=src.name)
+        fresh = state.url in ("", src.url)
+        rows.append(
+            {
+                "name": src.name,
+                "url": src.url,
+                "categories": [c.slug for c in src.categories],
+                "tags": list(src.tags),
+                "interval": src.interval,
+                "enabled": src.enabled,
+                "result": state.result if fresh else "",
+                "http_status": state.http_status if fresh else None,
+                "last_fetch": state.last_fetch if fresh else None,
+                "last_error": state.error if fresh else "",
+                "failures": state.failures,
+                "new": state.new,
+                "updated": state.updated,
+                "posts": state.posts,
+                "moved_to": state.moved_to if fresh else "",
+                "warning": state.warning,
+            }
+        )
+    return rows
