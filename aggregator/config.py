@@ -197,10 +197,15 @@ class _Validator:
     def __init__(self, path: Path):
         self.path = path
         self.base = path.resolve().parent
-        self.problems: list[str] = []
+        self.found: list[tuple[int, str]] = []
 
     def error(self, line: int, message: str) -> None:
-        self.problems.append(f"{self.path}:{line}: {message}")
+        self.found.append((line, message))
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem as `FILE:LINE: message`, in file order."""
+        return [f"{self.path}:{line}: {message}" for line, message in sorted(self.found, key=lambda p: p[0])]
 
     @staticmethod
     def key_line(node: Any, key: Any, default: int = 1) -> int:

@@ -96,8 +96,9 @@ def _entry(item: Any) -> RawEntry:
         author=_text(item.get("author")),
         published_raw=_text(item.get("published")),
         published=_as_datetime(item.get("published_parsed")),
-        updated_raw=_text(item.get("updated")),
-        updated=_as_datetime(item.get("updated_parsed")),
+        # plain dict access: FeedParserDict.get("updated") falls back to `published` (with a warning)
+        updated_raw=_text(dict.get(item, "updated")),
+        updated=_as_datetime(dict.get(item, "updated_parsed")),
         tags=[_text(t.get("term") or t.get("label")) for t in item.get("tags") or [] if t],
         enclosures=enclosures,
     )

@@ -1,0 +1,147 @@
+"""The format-neutral shape of one published feed: what RSS, Atom and JSON Feed all render.
+
+Turning a `Post` into a `FeedItem` is where the publishing policy lives (which id a reader sees,
+which names become categories, which dates), so the three renderers cannot disagree about it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
+
+from ..models import Enclosure, Post
+
+#: the `updated` of a feed with no posts: fixed, so an empty feed is the same bytes every build
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: namespace of the uuid5 ids given to Atom entries whose guid is not an absolute IRI
+ATOM_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/aggregator-dev/aggregator#atom-id")
+
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_HTTP_IRI = re.compile(r"^https?://[^\s<>\"{}|\\^`/?#]+[^\s<>\"{}|\\^`]*$", re.IGNORECASE)
+_TAG_URI = re.compile(r"^tag:[^\s,:/]+,\d{4}(-\d{2}(-\d{2})?)?:[^\s<>\"{}|\\^`]*$")
+_URN = re.compile(r"^urn:[a-z0-9][a-z0-9-]{0,30}[a-z0-9]:[^\s<>\"{}|\\^`]+$", re.IGNORECASE)
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[a-z0-9-]+(\.[a-z0-9-]+)+$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    """What a feed says about itself: titles, its public URLs, its owner and refresh hint."""
+
+    title: str
+    description: str
+    home_url: str  # the HTML page this feed is the feed of (RSS <link>, Atom rel=alternate)
+    rss_url: str
+    atom_url: str
+    json_url: str
+    language: str
+    author_name: str
+    author_url: str
+    ttl_minutes: int
+    zone: tzinfo
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One post as every feed format shows it; text already safe to put in XML."""
+
+    guid: str  # RSS guid and JSON Feed id: the original guid, else our stable post id
+    atom_id: str  # an absolute IRI, as RFC 4287 wants
+    title: str
+    link: str
+    published: datetime
+    updated: datetime
+    author: str
+    summary: str  # sanitised HTML
+    content: str  # sanitised HTML, never empty
+    categories: tuple[str, ...]  # category names then tags, without exact duplicates
+    enclosures: tuple[Enclosure, ...]
+    source_name: str
+    source_url: str
+
+    @property
+    def author_email(self) -> str:
+        """The author when it is an e-mail address (the only thing RSS <author> may hold)."""
+        return self.author if _EMAIL.match(self.author) else ""
+
+
+def xml_text(text: str) -> str:
+    """`text` without the characters XML 1.0 cannot carry (lxml refuses them outright)."""
+    return _XML_ILLEGAL.sub("", text) if text else ""
+
+
+def is_absolute_iri(value: str) -> bool:
+    """True for http(s) URLs, tag: URIs and well-formed urn: names: ids Atom may keep as they are."""
+    return bool(_HTTP_IRI.match(value) or _TAG_URI.match(value) or _URN.match(value))
+
+
+def atom_id(post: Post) -> str:
+    """The post's Atom id: its guid when that is an absolute IRI, else a uuid5 derived from it.
+
+    Derived from the guid (or our post id when the entry had none) and the source name, so it never
+    changes when the post is updated and two sources' identical relative guids stay distinct.
+    """
+    guid = post.guid.strip()
+    if guid and is_absolute_iri(guid):
+        return guid
+    return "urn:uuid:" + str(uuid.uuid5(ATOM_ID_NAMESPACE, f"{post.source}\x00{guid or post.id}"))
+
+
+def feed_updated(items: Iterable[FeedItem]) -> datetime:
+    """The newest change among the items: a feed's own date, never the build time."""
+    return max((i.updated for i in items), default=EPOCH)
+
+
+def _names(post: Post, category_names: Mapping[str, str]) -> tuple[str, ...]:
+    names = [category_names.get(slug, slug) for slug in post.categories] + list(post.tags)
+    return tuple(dict.fromkeys(xml_text(n).strip() for n in names if n and xml_text(n).strip()))
+
+
+def feed_item(post: Post, zone: tzinfo, category_names: Mapping[str, str], source_urls: Mapping[str, str]) -> FeedItem:
+    """The FeedItem of one post, dates in the site's zone."""
+    published = post.date.astimezone(zone)
+    updated = max(post.updated, post.date).astimezone(zone) if post.updated else published
+    content = post.content or post.summary or _escape(post.title)
+    return FeedItem(
+        guid=xml_text(post.guid.strip()) or post.id,
+        atom_id=atom_id(post),
+        title=xml_text(post.title) or "(untitled)",
+        link=xml_text(post.link),
+        published=published,
+        updated=updated,
+        author=xml_text(post.author).strip(),
+        summary=xml_text(post.summary),
+        content=xml_text(content),
+        categories=_names(post, category_names),
+        enclosures=tuple(post.enclosures),
+        source_name=xml_text(post.source),
+        source_url=source_urls.get(post.source, ""),
+    )
+
+
+def feed_items(
+    posts: Iterable[Post], zone: tzinfo, category_names: Mapping[str, str], source_urls: Mapping[str, str]
+) -> list[FeedItem]:
+    """FeedItems of `posts` in their order, with ids made unique within the feed.
+
+    Two entries of one feed sharing a guid (two sources numbering their entries 1, 2, 3...) would
+    make readers drop one; the later one falls back to ids built from our unique post id.
+    """
+    items: list[FeedItem] = []
+    guids: set[str] = set()
+    atom_ids: set[str] = set()
+    for post in posts:
+        item = feed_item(post, zone, category_names, source_urls)
+        if item.guid in guids or item.atom_id in atom_ids:
+            fallback = "urn:uuid:" + str(uuid.uuid5(ATOM_ID_NAMESPACE, f"{post.source}\x00{post.id}"))
+            item = replace(item, guid=post.id, atom_id=fallback)
+        guids.add(item.guid)
+        atom_ids.add(item.atom_id)
+        items.append(item)
+    return items
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

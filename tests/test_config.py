@@ -1,0 +1,148 @@
+"""feeds.yaml validation: every mistake is one line FILE:LINE: message, exit 2, database untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import load_config, parse_interval
+from aggregator.errors import ConfigError
+
+from .conftest import ROOT, run_cli
+
+VALID = """\
+site:
+  title: 财经新闻聚合
+  url: https://news.example.com/
+  timezone: Asia/Shanghai
+  output_dir: var/public
+  database: var/aggregator.db
+defaults:
+  interval: 30m
+sources:
+  - name: 每日经济新闻
+    url: https://example.com/rss.xml
+    category: 每日经济新闻
+    slug: meirijingjixinwen
+    tags: [每日经济新闻新闻]
+    interval: 10m
+    timezone: Asia/Shanghai
+    enabled: true
+    include: ["券商|证券"]
+    exclude: ["广告"]
+  - name: Hacker News
+    url: https://hnrss.org/frontpage
+    category: [Tech News, 科技]
+rules:
+  - match: "券商"
+    categories: [券商]
+    tags: [券商]
+"""
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return caught.value.problems
+
+
+def test_issue_example_loads(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(VALID, encoding="utf-8")
+    config = load_config(path)
+    src = config.source("每日经济新闻")
+    assert src.interval == 600
+    assert [c.slug for c in src.categories] == ["meirijingjixinwen"]
+    assert src.tags == ("每日经济新闻新闻",)
+    assert [c.slug for c in config.source("Hacker News").categories] == ["tech-news", "keji"]
+    assert config.site.output_dir == tmp_path / "var/public"
+    assert config.site.database == tmp_path / "var/aggregator.db"
+    assert config.defaults.interval == 1800
+    assert config.categories["quanshang"] == "券商"
+
+
+def test_repo_feeds_yaml_passes_check() -> None:
+    result = run_cli("check", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "ok:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "needle"),
+    [
+        (("  interval: 30m\n", "  interval: 30m\n  colour: blue\n"), 9, "unknown key 'colour' in defaults"),
+        (("    url: https://example.com/rss.xml\n", ""), 10, "has no url"),
+        (("https://example.com/rss.xml", "ftp://example.com/rss.xml"), 11, "url must be http(s)"),
+        (("https://example.com/rss.xml", "example.com/rss.xml"), 11, "url must be http(s)"),
+        (("https://example.com/rss.xml", "file:///etc/passwd"), 11, "url must be http(s)"),
+        (("    interval: 10m\n", "    interval: soon\n"), 15, "bad interval 'soon'"),
+        (("    timezone: Asia/Shanghai\n", "    timezone: Asia/Atlantis\n"), 16, "unknown time zone 'Asia/Atlantis'"),
+        (('include: ["券商|证券"]', 'include: ["券商(证券"]'), 18, "bad regex '券商(证券' in include"),
+        (("  - name: Hacker News", "  - name: 每日经济新闻"), 20, "duplicate source name '每日经济新闻'"),
+        (("[Tech News, 科技]", "[Tech News, tech-news]"), 22, "both map to slug 'tech-news'"),
+        (("    categories: [券商]", "    categories: [券商]\n    colour: red"), 26, "unknown key 'colour' in a rule"),
+        (("slug: meirijingjixinwen", "slug: Bad/Slug"), 13, "slug must be lowercase"),
+    ],
+)
+def test_each_config_error_names_its_line(tmp_path: Path, edit: tuple[str, str], line: int, needle: str) -> None:
+    text = VALID.replace(*edit)
+    assert text != VALID
+    found = problems(tmp_path, text)
+    assert any(p.startswith(f"{tmp_path / 'feeds.yaml'}:{line}: ") and needle in p for p in found), found
+
+
+def test_slug_only_with_single_category(tmp_path: Path) -> None:
+    text = VALID.replace("category: [Tech News, 科技]", "category: [Tech News, 科技]\n    slug: tech")
+    assert any("slug is only allowed with a single category" in p for p in problems(tmp_path, text))
+
+
+def test_all_problems_reported_at_once(tmp_path: Path) -> None:
+    text = VALID.replace("interval: 10m", "interval: x").replace("Asia/Shanghai\n    enabled", "Nowhere\n    enabled")
+    assert len(problems(tmp_path, text)) == 2
+
+
+def test_invalid_yaml_names_line(tmp_path: Path) -> None:
+    found = problems(tmp_path, VALID.replace("tags: [每日经济新闻新闻]", "tags: [每日经济新闻新闻"))
+    assert len(found) == 1 and found[0].startswith(f"{tmp_path / 'feeds.yaml'}:") and "invalid YAML" in found[0]
+
+
+def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
+    found = problems(tmp_path, VALID.replace("  interval: 30m\n", "  interval: 30m\n  interval: 1h\n"))
+    assert "duplicate key" in found[0]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("10m", 600), ("2h", 7200), ("1d", 86400), (45, 45)])
+def test_parse_interval(text: object, seconds: int) -> None:
+    assert parse_interval(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0m", "-5m", "10 minutes", "", True])
+def test_parse_interval_rejects(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_interval(text)
+
+
+def test_check_cli_exit_2_one_line_and_database_untouched(tmp_path: Path) -> None:
+    (tmp_path / "feeds.yaml").write_text(VALID.replace("10m", "ten minutes"), encoding="utf-8")
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "feeds.yaml:15: interval: bad interval 'ten minutes' (use a number with s, m, h or d, e.g. 30m)"
+    )
+    assert not (tmp_path / "var").exists()
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "feeds.yaml: no such file" in result.stderr
+
+
+def test_config_from_environment(tmp_path: Path) -> None:
+    (tmp_path / "other.yaml").write_text(VALID, encoding="utf-8")
+    result = run_cli("check", cwd=tmp_path, env={"AGGREGATOR_CONFIG": "other.yaml"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("other.yaml: ok: 2 sources")

@@ -1,0 +1,105 @@
+"""HTTP retrieval against a real local server: validators, caps, deadlines, errors, redirects."""
+
+from __future__ import annotations
+
+import gzip
+import time
+
+import pytest
+
+from aggregator.errors import FetchError
+from aggregator.fetch import USER_AGENT, FetchLimits, fetch_url, make_session, parse_retry_after
+
+from .conftest import fixture
+from .feedserver import FeedServer
+
+
+def test_plain_fetch_sends_user_agent_and_returns_body(server: FeedServer) -> None:
+    url = server.add("/feed.xml", fixture("rss20.xml"), etag='"v1"', last_modified="Mon, 28 Mar 2022 15:00:00 GMT")
+    result = fetch_url(make_session(), url)
+    assert result.status == 200 and result.body == fixture("rss20.xml")
+    assert result.headers["etag"] == '"v1"'
+    sent = server.hits("/feed.xml")[0].headers
+    assert sent["user-agent"] == USER_AGENT and "aggregator/" in USER_AGENT and "github.com" in USER_AGENT
+    assert "gzip" in sent["accept-encoding"]
+
+
+def test_conditional_get_returns_304_without_body(server: FeedServer) -> None:
+    url = server.add("/feed.xml", fixture("rss20.xml"), etag='"v1"')
+    result = fetch_url(make_session(), url, etag='"v1"')
+    assert result.not_modified and result.body is None
+    assert server.hits("/feed.xml")[0].headers["if-none-match"] == '"v1"'
+
+
+def test_gzip_body_is_decoded(server: FeedServer) -> None:
+    url = server.add("/feed.xml", fixture("rss20.xml"), gzip=True)
+    assert fetch_url(make_session(), url).body == fixture("rss20.xml")
+
+
+def test_body_over_cap_is_refused(server: FeedServer) -> None:
+    url = server.add("/big.xml", b"x" * 300_000)
+    with pytest.raises(FetchError, match="over the 100,000-byte cap"):
+        fetch_url(make_session(), url, limits=FetchLimits(max_body=100_000))
+
+
+def test_gzip_bomb_stops_at_cap_on_decompressed_bytes(server: FeedServer) -> None:
+    url = server.add("/bomb.xml", b"\0" * 50_000_000, gzip=True)
+    assert len(gzip.compress(b"\0" * 50_000_000)) < 100_000
+    with pytest.raises(FetchError, match="cap"):
+        fetch_url(make_session(), url, limits=FetchLimits(max_body=1_000_000))
+
+
+def test_endless_stream_stops_at_cap(server: FeedServer) -> None:
+    url = server.add("/endless.xml", endless=True)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="cap"):
+        fetch_url(make_session(), url, limits=FetchLimits(max_body=2_000_000))
+    assert time.monotonic() - started < 10
+
+
+def test_slow_server_hits_read_timeout(server: FeedServer) -> None:
+    url = server.add("/slow.xml", fixture("rss20.xml"), delay=3)
+    with pytest.raises(FetchError, match="timed out"):
+        fetch_url(make_session(), url, limits=FetchLimits(timeout=0.5, deadline=10))
+
+
+def test_dripping_server_hits_total_deadline(server: FeedServer) -> None:
+    url = server.add("/drip.xml", fixture("rss20.xml"), drip=0.2)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="deadline"):
+        fetch_url(make_session(), url, limits=FetchLimits(timeout=1, deadline=1.5))
+    assert time.monotonic() - started < 4
+
+
+def test_server_error_raises_with_status(server: FeedServer) -> None:
+    url = server.add("/err.xml", b"oops", status=500)
+    with pytest.raises(FetchError, match="HTTP 500") as caught:
+        fetch_url(make_session(), url)
+    assert caught.value.status == 500
+
+
+def test_retry_after_is_read_from_503(server: FeedServer) -> None:
+    url = server.add("/busy.xml", b"busy", status=503, headers={"Retry-After": "120"})
+    with pytest.raises(FetchError) as caught:
+        fetch_url(make_session(), url)
+    assert caught.value.status == 503 and caught.value.retry_after == 120
+
+
+def test_parse_retry_after_http_date() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60
+    assert parse_retry_after("garbage") is None
+
+
+def test_connection_refused_is_one_line() -> None:
+    with pytest.raises(FetchError, match="^connection refused$"):
+        fetch_url(make_session(), "http://127.0.0.1:9/feed.xml", limits=FetchLimits(timeout=2))
+
+
+def test_permanent_and_temporary_redirects(server: FeedServer) -> None:
+    target = server.add("/new.xml", fixture("rss20.xml"))
+    moved = server.redirect("/old.xml", target, 301)
+    result = fetch_url(make_session(), moved)
+    assert result.url == target and result.permanent_redirect
+    temp = server.redirect("/temp.xml", target, 302)
+    result = fetch_url(make_session(), temp)
+    assert result.url == target and not result.permanent_redirect

@@ -1,0 +1,330 @@
+"""The ingest spine end to end in-process: real HTTP, parse, normalise, SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aggregator.pipeline import fetch_sources
+
+from .conftest import fixture
+from .feedserver import FeedServer
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def rss(items: str, title: str = "Test feed", encoding: str = "utf-8") -> str:
+    return (
+        f'<?xml version="1.0" encoding="{encoding}"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>http://site.example.com/</link><description>d</description>{items}</channel></rss>"
+    )
+
+
+def item(guid: str = "", title: str = "T", link: str = "", date: str = "", body: str = "", extra: str = "") -> str:
+    parts = [f"<title>{title}</title>"]
+    if guid:
+        parts.append(f'<guid isPermaLink="false">{guid}</guid>')
+    if link:
+        parts.append(f"<link>{link}</link>")
+    if date:
+        parts.append(f"<pubDate>{date}</pubDate>")
+    if body:
+        parts.append(f"<description><![CDATA[{body}]]></description>")
+    return "<item>" + "".join(parts) + extra + "</item>"
+
+
+def fetch(config: Any, store: Any, **kwargs: Any) -> Any:
+    return fetch_sources(config, store, **kwargs)
+
+
+def test_rss20_chinese_feed_maps_onto_post_schema(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    url = server.add("/mrjj.xml", fixture("rss20.xml"))
+    config = make_config(
+        [{"name": "每日经济新闻", "url": url, "tags": ["每日经济新闻新闻"], "exclude": ["广告"]}],
+        rules=[{"match": "券商", "categories": ["券商"], "tags": ["券商"]}],
+    )
+    store = open_store(config)
+    report = fetch(config, store)
+    assert report.count("ok") == 1 and report.new == 2
+    posts = store.posts()
+    assert [p.title for p in posts] == [
+        "上海券商抗疫进行时：各大券商快速出台应急方案 金融科技又立功了 关怀驻守员工身心健康！",
+        "央行：保持流动性合理充裕",
+    ]
+    first = posts[0]
+    assert first.date.astimezone(SHANGHAI).isoformat() == "2022-03-28T22:51:22+08:00"
+    assert first.guid == "NW202203282325465316"
+    assert first.link == "http://finews.example.com/html_News/NewsShare.html?infoCode=NW202203282325465316"
+    assert first.categories == ["meirijingjixinwen", "quanshang"]
+    assert first.tags == ["每日经济新闻新闻", "证券", "券商"]
+    assert first.author == "每经记者"
+    assert first.enclosures[0].url == "http://finews.example.com/audio/1.mp3"
+    assert first.enclosures[0].length == 12345
+    # sanitised, relative URLs resolved against the entry's link
+    assert "<script" not in first.content and "alert" not in first.content and "onclick" not in first.content
+    assert "javascript:" not in first.content
+    assert 'src="http://finews.example.com/img/chart.png"' in first.content
+    assert 'href="http://finews.example.com/html_News/other.html"' in first.content
+    assert "<strong>上海各大券商保障封控期间服务不间断 </strong>" in first.content
+    assert first.summary == "<p>从3月28日起，上海以黄浦江为界分别在浦东和浦西开展区域封控。</p>"
+    assert store.category_names() == {"meirijingjixinwen": "每日经济新闻", "quanshang": "券商"}
+
+
+def test_rss091_rss10_and_atom(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    sources = [
+        {"name": "old", "url": server.add("/091.xml", fixture("rss091.xml"))},
+        {"name": "rdf", "url": server.add("/10.xml", fixture("rss10.xml"))},
+        {"name": "atom", "url": server.add("/atom.xml", fixture("atom10.xml"), content_type="application/atom+xml")},
+    ]
+    config = make_config(sources)
+    store = open_store(config)
+    report = fetch(config, store)
+    assert report.count("ok") == 3, [o.error for o in report.outcomes]
+    assert sorted(p.title for p in store.posts(source="old")) == ["First & oldest story", "Second story"]
+    (rdf,) = store.posts(source="rdf")
+    assert rdf.date == datetime(2024, 5, 1, 6, 30, tzinfo=UTC) and rdf.tags == ["markets"]
+    (atom,) = store.posts(source="atom")
+    assert atom.title == "Bold title with & markup"  # markup stripped from titles
+    assert atom.link == "http://atom.example.com/blog/posts/1.html"
+    assert atom.guid == "tag:atom.example.com,2024:1"
+    assert atom.author == "Ann Author"
+    assert atom.tags == ["economy"]  # de-duplicated case-insensitively, first spelling kept
+    assert atom.updated == datetime(2024, 5, 2, 10, 0, tzinfo=UTC)
+    assert 'href="http://atom.example.com/blog/about.html"' in atom.content
+    assert atom.summary == "Short summary."
+
+
+def test_gbk_feed_declared_gb2312_decodes_without_mojibake(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    text = rss(item("g1", "朱镕基谈改革：券商与银行", "http://g.example.com/1", "Mon, 28 Mar 2022 10:00:00 +0800",
+                    "<p>镕字只有 GBK 才有</p>"), encoding="gb2312")
+    body = text.encode("gbk")
+    with_header = server.add("/gbk-header.xml", body, content_type="application/xml; charset=gb2312")
+    decl_only = server.add("/gbk-decl.xml", body.replace(b"g.example", b"h.example"), content_type="text/xml")
+    config = make_config([{"name": "h", "url": with_header}, {"name": "d", "url": decl_only}])
+    store = open_store(config)
+    assert fetch(config, store).count("ok") == 2
+    for name in ("h", "d"):
+        (post,) = store.posts(source=name)
+        assert post.title == "朱镕基谈改革：券商与银行"
+        assert "镕字只有 GBK 才有" in post.content
+
+
+def test_source_encoding_overrides_a_wrong_declaration(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    body = rss(item("b1", "大五碼標題", "http://b.example.com/1")).encode("big5")
+    url = server.add("/big5.xml", body, content_type="application/xml; charset=utf-8")
+    config = make_config([{"name": "b", "url": url, "encoding": "big5"}])
+    store = open_store(config)
+    fetch(config, store)
+    assert store.posts()[0].title == "大五碼標題"
+
+
+def test_dates_naive_missing_and_future(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    future = (datetime.now(UTC) + timedelta(days=30)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    items = "".join([
+        item("naive", "naive", "http://d.example.com/1", "2022-03-28 22:51:22"),
+        item("nodate", "no date", "http://d.example.com/2"),
+        item("future", "future", "http://d.example.com/3", future),
+        item("garbage", "garbage", "http://d.example.com/4", "not a date at all"),
+    ])
+    config = make_config([
+        {"name": "cn", "url": server.add("/cn.xml", rss(items))},
+        {"name": "uk", "url": server.add("/uk.xml", rss(items.replace("d.example", "e.example"))),
+         "timezone": "Europe/London"},
+    ])
+    store = open_store(config)
+    before = datetime.now(UTC).replace(microsecond=0)
+    fetch(config, store)
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    posts = {(p.source, p.guid): p for p in store.posts(limit=None)}
+    assert posts["cn", "naive"].date.astimezone(SHANGHAI).isoformat() == "2022-03-28T22:51:22+08:00"
+    assert posts["uk", "naive"].date == datetime(2022, 3, 28, 21, 51, 22, tzinfo=UTC)  # London was on BST
+    for guid in ("nodate", "future", "garbage"):
+        assert before <= posts["cn", guid].date <= after, guid
+
+
+def test_missing_date_keeps_first_seen_time_across_updates(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    url = server.add("/f.xml", rss(item("a", "first", "http://x.example.com/a")))
+    config = make_config([{"name": "s", "url": url}])
+    store = open_store(config)
+    fetch(config, store)
+    seen = store.posts()[0].date
+    server.add("/f.xml", rss(item("a", "edited", "http://x.example.com/a")))
+    report = fetch(config, store)
+    assert report.updated == 1
+    assert store.posts()[0].title == "edited" and store.posts()[0].date == seen
+
+
+def test_duplicate_guids_in_one_feed_store_one_post(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    items = item("dup", "one", "http://x.example.com/1") + item("dup", "two", "http://x.example.com/1")
+    config = make_config([{"name": "s", "url": server.add("/f.xml", rss(items))}])
+    store = open_store(config)
+    assert fetch(config, store).new == 1
+    assert store.count_posts() == 1
+
+
+def test_entries_without_guid_or_title(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    items = (
+        "<item><link>http://x.example.com/only-link</link><description>Body text here</description></item>"
+        "<item><description>Only a body, no link or title at all</description></item>"
+    )
+    config = make_config([{"name": "s", "url": server.add("/f.xml", rss(items))}])
+    store = open_store(config)
+    assert fetch(config, store).new == 2
+    titles = sorted(p.title for p in store.posts())
+    assert titles == ["Body text here", "Only a body, no link or title at all"]
+    assert fetch(config, store).new == 0  # ids are stable: link, else content hash
+
+
+def test_relative_links_resolve_against_feed(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    items = item("r1", "rel", "/news/1.html", body='<a href="more.html">more</a><img src="//cdn.example.com/i.png">')
+    config = make_config([{"name": "s", "url": server.add("/f.xml", rss(items))}])
+    store = open_store(config)
+    fetch(config, store)
+    post = store.posts()[0]
+    assert post.link == "http://site.example.com/news/1.html"
+    assert 'href="http://site.example.com/news/more.html"' in post.content
+    assert 'src="http://cdn.example.com/i.png"' in post.content
+    assert post.guid == "r1"  # a relative-looking guid is never rewritten into a URL
+
+
+def test_hostile_html_is_sanitised(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    body = (
+        '<p>ok</p><script>alert(1)</script><style>p{color:red}</style><iframe src="http://evil/"></iframe>'
+        '<a href="javascript:alert(2)">j</a><a href="JaVaScRiPt:alert(3)">k</a><img src="data:image/png;base64,AA">'
+        '<img src="x.png" onerror="alert(4)"><a href="vbscript:msgbox(5)">v</a>'
+        '<meta http-equiv="refresh" content="0;url=http://evil/"><div style="width: expression(alert(6))">css</div>'
+    )
+    config = make_config([{"name": "s", "url": server.add("/f.xml", rss(item("h", "<b>x</b> & y", "http://a.example.com/1", body=body)))}])
+    store = open_store(config)
+    fetch(config, store)
+    post = store.posts()[0]
+    for bad in ("<script", "alert", "<style", "<iframe", "javascript", "data:", "onerror", "vbscript", "<meta",
+                "expression"):
+        assert bad not in post.content.lower(), bad
+        assert bad not in post.summary.lower(), bad
+    assert "<p>ok</p>" in post.content
+    assert post.title == "x & y"
+
+
+def test_include_exclude_and_rules(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    items = "".join([
+        item("1", "券商季报出炉", "http://f.example.com/1"),
+        item("2", "证券市场广告", "http://f.example.com/2"),
+        item("3", "天气晴朗", "http://f.example.com/3", body="与券商无关？提到了券商"),
+        item("4", "体育新闻", "http://f.example.com/4", extra="<category>证券</category>"),
+    ])
+    url = server.add("/f.xml", rss(items))
+    config = make_config(
+        [{"name": "filtered", "url": url, "include": ["券商|证券"], "exclude": ["广告"]},
+         {"name": "all", "url": url + "?all", "category": "综合"}],
+        rules=[{"match": "券商", "categories": ["券商"], "tags": ["券商"]},
+               {"match": "^证券$", "tags": ["证券标签"]}],
+    )
+    server.add("/f.xml?all", rss(items.replace("f.example", "g.example")))
+    store = open_store(config)
+    fetch(config, store)
+    kept = {p.title for p in store.posts(source="filtered")}
+    assert kept == {"券商季报出炉", "天气晴朗"}  # include matches title or summary; exclude drops 2; 4 lacks both
+    by_title = {p.title: p for p in store.posts(source="all", limit=None)}
+    assert by_title["券商季报出炉"].categories == ["zonghe", "quanshang"]
+    assert by_title["天气晴朗"].tags == ["券商"]
+    assert by_title["体育新闻"].tags == ["证券", "证券标签"]  # rule matched the entry's own tag
+    assert len(store.posts(category="quanshang")) == 4
+
+
+def test_modified_entry_updates_in_place(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    date = "Mon, 28 Mar 2022 10:00:00 +0800"
+    url = server.add("/f.xml", rss(item("m", "original", "http://m.example.com/1", date, "<p>v1</p>")))
+    config = make_config([{"name": "s", "url": url}])
+    store = open_store(config)
+    assert fetch(config, store).new == 1
+    assert fetch(config, store).updated == 0  # unchanged: nothing written
+    server.add("/f.xml", rss(item("m", "corrected", "http://m.example.com/1", date, "<p>v2</p>")))
+    report = fetch(config, store)
+    assert (report.new, report.updated) == (0, 1)
+    (post,) = store.posts(limit=None)
+    assert post.title == "corrected" and post.content == "<p>v2</p>"
+    assert post.updated is not None and post.updated > post.date
+    assert store.search("corrected")[0].id == post.id and store.search("original") == []
+
+
+def test_same_article_through_two_sources_is_stored_once(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    a = server.add("/a.xml", rss(item("a-1", "共同报道", "https://same.example.com/story?id=7&utm_source=a#top")))
+    b = server.add("/b.xml", rss(item("b-99", "共同报道", "http://same.example.com/story?utm_medium=b&id=7")))
+    config = make_config([
+        {"name": "A", "url": a, "category": "甲", "tags": ["甲新闻"]},
+        {"name": "B", "url": b, "category": "乙", "tags": ["乙新闻"]},
+    ])
+    store = open_store(config)
+    fetch(config, store)
+    (post,) = store.posts(limit=None)
+    assert sorted(post.categories) == ["jia", "yi"]
+    assert sorted(post.tags) == ["乙新闻", "甲新闻"]
+    assert store.posts(category="yi")[0].id == post.id
+
+
+def test_max_entries_keeps_newest(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    items = "".join(
+        item(f"g{i}", f"t{i}", f"http://n.example.com/{i}", f"Mon, {i + 1:02d} Mar 2022 10:00:00 +0000") for i in range(20)
+    )
+    config = make_config([{"name": "s", "url": server.add("/f.xml", rss(items)), "max_entries": 5}])
+    store = open_store(config)
+    fetch(config, store)
+    assert [p.title for p in store.posts()] == ["t19", "t18", "t17", "t16", "t15"]
+
+
+def test_304_costs_no_parse_and_records_status(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    url = server.add("/f.xml", fixture("rss20.xml"), etag='"abc"')
+    config = make_config([{"name": "s", "url": url}])
+    store = open_store(config)
+    assert fetch(config, store).count("ok") == 1
+    report = fetch(config, store)
+    assert report.count("not-modified") == 1 and report.new == 0
+    assert server.hits("/f.xml")[-1].headers["if-none-match"] == '"abc"'
+    state = store.source_state("s")
+    assert (state.result, state.http_status, state.etag, state.failures) == ("not-modified", 304, '"abc"', 0)
+
+
+def test_failures_are_recorded_and_others_go_on(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    config = make_config([
+        {"name": "good", "url": server.add("/good.xml", fixture("rss091.xml"))},
+        {"name": "broken", "url": server.add("/500.xml", b"boom", status=500)},
+        {"name": "html", "url": server.add("/page.html", b"<html><body>hi</body></html>", content_type="text/html")},
+        {"name": "slow", "url": server.add("/slow.xml", fixture("rss091.xml"), delay=8)},
+        {"name": "empty", "url": server.add("/empty.xml", b"")},
+    ], defaults={"timeout": "1s", "deadline": "3s"})
+    store = open_store(config)
+    report = fetch(config, store)
+    results = {o.source: (o.result, o.error) for o in report.outcomes}
+    assert results["good"][0] == "ok"
+    assert results["broken"] == ("error", "HTTP 500 Internal Server Error")
+    assert results["html"][0] == "error" and "HTML page" in results["html"][1]
+    assert results["slow"] == ("error", "read timed out")
+    assert results["empty"] == ("error", "empty response body")
+    assert store.count_posts() == 2
+    state = store.source_state("broken")
+    assert (state.result, state.http_status, state.failures) == ("error", 500, 1)
+    fetch(config, store)
+    assert store.source_state("broken").failures == 2
+
+
+def test_malformed_feed_with_entries_is_ingested_with_warning(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    body = rss(item("w", "Broken & unescaped", "http://w.example.com/1")).replace("</channel></rss>", "")
+    config = make_config([{"name": "s", "url": server.add("/f.xml", body)}])
+    store = open_store(config)
+    report = fetch(config, store)
+    assert report.count("ok") == 1 and store.count_posts() == 1
+    assert store.source_state("s").warning
+
+
+def test_chinese_full_text_search_finds_words_mid_sentence(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    config = make_config([{"name": "s", "url": server.add("/f.xml", fixture("rss20.xml"))}])
+    store = open_store(config)
+    fetch(config, store)
+    for word in ("券商", "金融科技", "核酸筛查", "国金证券", "流动性"):
+        assert store.search(word), word
+    assert [p.guid for p in store.search("逆回购")] == ["NW202203281111111111"]
+    assert store.search("证券 流动性") == []  # every word must match
+    assert store.search("不存在的词") == []
+    assert store.search('"quotes" OR AND') == []  # query syntax is never interpreted
