@@ -405,3 +405,18 @@ class Store:
                 f"ON CONFLICT(name) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in values)}",
                 (state.name, *values.values()),
             )
+
+    def delete_posts_before(self, when: datetime) -> int:
+        """Delete posts dated before `when` with their category, tag and full-text rows (retention).
+
+        One transaction, so a crash never leaves index rows pointing at deleted posts. Returns how
+        many posts were deleted.
+        """
+        cutoff = to_db_time(when)
+        old = "SELECT num FROM posts WHERE date < ?"
+        with self.transaction() as conn:
+            conn.execute(f"DELETE FROM post_categories WHERE post IN ({old})", (cutoff,))
+            conn.execute(f"DELETE FROM post_tags WHERE post IN ({old})", (cutoff,))
+            conn.execute(f"DELETE FROM posts_fts WHERE rowid IN ({old})", (cutoff,))
+            deleted = conn.execute("DELETE FROM posts WHERE date < ?", (cutoff,)).rowcount
+        return int(deleted)

@@ -1,0 +1,34 @@
+"""`aggregator build`: rebuild the static site (feeds, pages, OPML, Jekyll export) from the database."""
+
+from __future__ import annotations
+
+import click
+
+from .cli_common import Context, handle_errors, pass_ctx
+from .publish import build_site
+
+
+@click.command()
+@click.option("--category", metavar="SLUG", help="Rebuild only this category (and the shared pages and feeds).")
+@pass_ctx
+@handle_errors
+def build(ctx: Context, category: str | None) -> None:
+    """Write the site into site.output_dir; print each file that changed, then a summary.
+
+    Files whose bytes did not change are left alone. A full build first deletes posts older than
+    site.retention_days when that is set.
+
+    \b
+    Example:
+      aggregator build
+      aggregator build --category meirijingjixinwen
+    """
+    with ctx.store() as store:
+        report = build_site(ctx.config, store, category=category)
+    for path in report.written:
+        click.echo(f"wrote {path}")
+    for path in report.removed:
+        click.echo(f"removed {path}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(report.summary())

@@ -1,0 +1,189 @@
+"""The real CLI in a subprocess: fetch, posts, search, sources, exit codes, crash safety."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .conftest import ROOT, fixture, run_cli, write_config
+from .feedserver import FeedServer
+
+
+def test_fetch_posts_and_search_end_to_end(server: FeedServer, tmp_path: Path) -> None:
+    write_config(tmp_path, [
+        {"name": "每日经济新闻", "url": server.add("/mrjj.xml", fixture("rss20.xml")), "tags": ["每日经济新闻新闻"],
+         "exclude": ["广告"]},
+        {"name": "Atom", "url": server.add("/atom.xml", fixture("atom10.xml"))},
+    ])
+    result = run_cli("fetch", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "2 sources: 2 ok, 0 not modified, 0 failed; posts: 3 new, 0 updated"
+    )
+    again = run_cli("fetch", cwd=tmp_path)
+    assert again.returncode == 0
+    assert "posts: 0 new, 0 updated" in again.stdout
+
+    listed = run_cli("posts", "--category", "meirijingjixinwen", "--format", "json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert len(rows) == 2
+    first = rows[0]
+    assert list(first) == ["id", "source", "title", "link", "guid", "date", "updated", "author", "summary",
+                           "content", "categories", "tags", "enclosures"]
+    assert first["date"] == "2022-03-28T22:51:22+08:00"
+    assert first["title"].startswith("上海券商抗疫进行时")
+    assert first["categories"] == ["meirijingjixinwen"] and first["tags"] == ["每日经济新闻新闻", "证券"]
+    assert first["enclosures"] == [{"url": "http://finews.example.com/audio/1.mp3", "type": "audio/mpeg",
+                                    "length": 12345}]
+
+    table = run_cli("posts", "--limit", "1", cwd=tmp_path)
+    assert "2024-05-02 17:00" in table.stdout and "Bold title" in table.stdout
+
+    found = run_cli("search", "金融科技", "--format", "json", cwd=tmp_path)
+    assert [json.loads(x)["guid"] for x in found.stdout.splitlines()] == ["NW202203282325465316"]
+
+    limited = run_cli("fetch", "--source", "Atom", cwd=tmp_path)
+    assert limited.returncode == 0 and "1 sources:" in limited.stdout
+
+
+def test_fetch_exit_1_names_each_failure(server: FeedServer, tmp_path: Path) -> None:
+    write_config(tmp_path, [
+        {"name": "good", "url": server.add("/ok.xml", fixture("rss091.xml"))},
+        {"name": "bad", "url": server.add("/bad.xml", b"x", status=500)},
+        {"name": "off", "url": server.add("/off.xml", b"x", status=500), "enabled": False},
+    ])
+    result = run_cli("fetch", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "failed: bad: HTTP 500 Internal Server Error"
+    assert "2 sources: 1 ok, 0 not modified, 1 failed; posts: 2 new, 0 updated" in result.stdout
+
+
+def test_fetch_unknown_source_is_usage_error(tmp_path: Path) -> None:
+    write_config(tmp_path, [{"name": "a", "url": "http://127.0.0.1:9/x.xml"}])
+    result = run_cli("fetch", "--source", "nope", cwd=tmp_path)
+    assert result.returncode == 2 and "no source named 'nope'" in result.stderr
+
+
+def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
+    write_config(tmp_path, [{"name": "down", "url": "http://127.0.0.1:9/feed.xml"}])
+    result = run_cli("fetch", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "failed: down: connection refused"
+    status = run_cli("sources", "list", "--format", "json", cwd=tmp_path)
+    (row,) = json.loads(status.stdout)
+    assert row["result"] == "error" and row["last_error"] == "connection refused" and row["failures"] == 1
+
+
+def test_invalid_config_exit_2_and_nothing_stored_is_lost(server: FeedServer, tmp_path: Path) -> None:
+    path = write_config(tmp_path, [{"name": "good", "url": server.add("/ok.xml", fixture("rss091.xml"))}])
+    assert run_cli("fetch", cwd=tmp_path).returncode == 0
+    good = path.read_text(encoding="utf-8")
+    path.write_text(good.replace("interval: 30m", "interval: [oops"), encoding="utf-8")
+    result = run_cli("fetch", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("feeds.yaml:") and "invalid YAML" in result.stderr
+    path.write_text(good, encoding="utf-8")
+    assert len(run_cli("posts", "--format", "json", cwd=tmp_path).stdout.splitlines()) == 2
+
+
+def test_sources_add_remove_keep_comments(tmp_path: Path) -> None:
+    (tmp_path / "feeds.yaml").write_text(
+        "# my feeds\nsite:\n  url: https://n.example.com/  # public URL\n  database: agg.db\n"
+        "sources:\n  # finance first\n  - name: 甲\n    url: https://a.example.com/rss\n",
+        encoding="utf-8",
+    )
+    added = run_cli("sources", "add", "https://b.example.com/feed.xml", "--name", "乙", "--category", "财经",
+                    "--tag", "新闻", "--tag", "乙", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert "added '乙'" in added.stdout
+    text = (tmp_path / "feeds.yaml").read_text(encoding="utf-8")
+    assert "# my feeds" in text and "# public URL" in text and "# finance first" in text
+    data = yaml.safe_load(text)
+    assert data["sources"][1] == {"name": "乙", "url": "https://b.example.com/feed.xml", "category": "财经",
+                                  "tags": ["新闻", "乙"]}
+    dup = run_cli("sources", "add", "https://b.example.com/feed.xml", cwd=tmp_path)
+    assert dup.returncode == 0 and "skipped" in dup.stderr
+    bad = run_cli("sources", "add", "ftp://c.example.com/feed", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert yaml.safe_load((tmp_path / "feeds.yaml").read_text(encoding="utf-8")) == data
+    removed = run_cli("sources", "remove", "甲", cwd=tmp_path)
+    assert removed.returncode == 0
+    text = (tmp_path / "feeds.yaml").read_text(encoding="utf-8")
+    assert "# my feeds" in text and "甲" not in text.split("sources:")[1].split("乙")[0].replace("# finance first", "")
+    assert [s["name"] for s in yaml.safe_load(text)["sources"]] == ["乙"]
+    missing = run_cli("sources", "remove", "丙", cwd=tmp_path)
+    assert missing.returncode == 2 and "no source named '丙'" in missing.stderr
+
+
+def test_opml_import_and_export(tmp_path: Path) -> None:
+    write_config(tmp_path, [{"name": "已有", "url": "https://a.example.com/rss"}])
+    (tmp_path / "subs.opml").write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>s</title></head><body>'
+        '<outline text="财经"><outline type="rss" text="乙报" xmlUrl="https://b.example.com/rss"/>'
+        '<outline type="rss" text="dup" xmlUrl="https://a.example.com/rss"/></outline>'
+        '<outline type="rss" title="Top" xmlUrl="https://c.example.com/atom"/></body></opml>',
+        encoding="utf-8",
+    )
+    result = run_cli("sources", "import-opml", "subs.opml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "imported 2 sources" in result.stdout and "1 skipped" in result.stdout
+    exported = run_cli("sources", "export-opml", cwd=tmp_path)
+    assert exported.returncode == 0
+    (tmp_path / "round.opml").write_text(exported.stdout, encoding="utf-8")
+    again = run_cli("--config", "feeds.yaml", "sources", "import-opml", "round.opml", cwd=tmp_path)
+    assert "imported 0 sources" in again.stdout and "3 skipped" in again.stdout
+    listed = json.loads(run_cli("sources", "list", "--format", "json", cwd=tmp_path).stdout)
+    assert [(r["name"], r["categories"]) for r in listed] == [
+        ("已有", ["yiyou"]), ("乙报", ["caijing"]), ("Top", ["top"]),
+    ]
+
+
+def test_every_command_has_help_with_example(tmp_path: Path) -> None:
+    for command in (["check"], ["fetch"], ["posts"], ["search"], ["sources", "list"], ["sources", "add"],
+                    ["sources", "remove"], ["sources", "import-opml"], ["sources", "export-opml"]):
+        result = run_cli(*command, "--help", cwd=tmp_path)
+        assert result.returncode == 0 and "Example:" in result.stdout, command
+
+
+def test_kill_during_fetch_leaves_database_intact_and_next_run_completes(server: FeedServer, tmp_path: Path) -> None:
+    entries = 300
+    sources = []
+    for n in range(12):
+        items = "".join(
+            f"<item><title>s{n} entry {i}</title><link>http://c{n}.example.com/{i}</link>"
+            f"<description>{'正文' * 200}</description></item>"
+            for i in range(entries)
+        )
+        body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>c{n}</title>{items}</channel></rss>'
+        sources.append({"name": f"s{n}", "url": server.add(f"/c{n}.xml", body, delay=0.1 * n)})
+    write_config(tmp_path, sources)
+    db = tmp_path / "agg.db"
+    stored_after_kill = []
+    for delay in (0.6, 0.9, 1.3):
+        proc = subprocess.Popen([sys.executable, "-m", "aggregator", "fetch", "--workers", "4"], cwd=tmp_path,
+                                env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            counts = dict(conn.execute("SELECT source, count(*) FROM posts GROUP BY source").fetchall())
+            # each source's batch is one transaction: all of it or none of it
+            assert all(count == entries for count in counts.values()), counts
+            assert conn.execute("SELECT count(*) FROM posts_fts").fetchone()[0] == sum(counts.values())
+            stored_after_kill.append(len(counts))
+    print("sources stored when killed:", stored_after_kill)
+    assert min(stored_after_kill) < 12, "the fetch finished before it was killed: nothing was tested"
+    result = run_cli("fetch", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT id) FROM posts").fetchone() == (12 * entries,) * 2
