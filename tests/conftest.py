@@ -76,11 +76,17 @@ def open_store() -> Iterator[Any]:
         store.close()
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the real `aggregator` CLI in a subprocess."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("AGGREGATOR_CONFIG", None) if env is None or "AGGREGATOR_CONFIG" not in env else None
     return subprocess.run(
-        [sys.executable, "-m", "aggregator", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+        [sys.executable, "-m", "aggregator", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )

@@ -60,8 +60,10 @@ class FeedServer:
                 if route.handler:
                     route.handler(self)
                     return
-                if route.etag and self.headers.get("If-None-Match") == route.etag or (
-                    route.last_modified and self.headers.get("If-Modified-Since") == route.last_modified
+                if (
+                    route.etag
+                    and self.headers.get("If-None-Match") == route.etag
+                    or (route.last_modified and self.headers.get("If-Modified-Since") == route.last_modified)
                 ):
                     self._send(304, b"", {"ETag": route.etag} if route.etag else {})
                     return

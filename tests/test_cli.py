@@ -17,11 +17,18 @@ from .feedserver import FeedServer
 
 
 def test_fetch_posts_and_search_end_to_end(server: FeedServer, tmp_path: Path) -> None:
-    write_config(tmp_path, [
-        {"name": "每日经济新闻", "url": server.add("/mrjj.xml", fixture("rss20.xml")), "tags": ["每日经济新闻新闻"],
-         "exclude": ["广告"]},
-        {"name": "Atom", "url": server.add("/atom.xml", fixture("atom10.xml"))},
-    ])
+    write_config(
+        tmp_path,
+        [
+            {
+                "name": "每日经济新闻",
+                "url": server.add("/mrjj.xml", fixture("rss20.xml")),
+                "tags": ["每日经济新闻新闻"],
+                "exclude": ["广告"],
+            },
+            {"name": "Atom", "url": server.add("/atom.xml", fixture("atom10.xml"))},
+        ],
+    )
     result = run_cli("fetch", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == (
@@ -36,13 +43,27 @@ def test_fetch_posts_and_search_end_to_end(server: FeedServer, tmp_path: Path) -
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert len(rows) == 2
     first = rows[0]
-    assert list(first) == ["id", "source", "title", "link", "guid", "date", "updated", "author", "summary",
-                           "content", "categories", "tags", "enclosures"]
+    assert list(first) == [
+        "id",
+        "source",
+        "title",
+        "link",
+        "guid",
+        "date",
+        "updated",
+        "author",
+        "summary",
+        "content",
+        "categories",
+        "tags",
+        "enclosures",
+    ]
     assert first["date"] == "2022-03-28T22:51:22+08:00"
     assert first["title"].startswith("上海券商抗疫进行时")
     assert first["categories"] == ["meirijingjixinwen"] and first["tags"] == ["每日经济新闻新闻", "证券"]
-    assert first["enclosures"] == [{"url": "http://finews.example.com/audio/1.mp3", "type": "audio/mpeg",
-                                    "length": 12345}]
+    assert first["enclosures"] == [
+        {"url": "http://finews.example.com/audio/1.mp3", "type": "audio/mpeg", "length": 12345}
+    ]
 
     table = run_cli("posts", "--limit", "1", cwd=tmp_path)
     assert "2024-05-02 17:00" in table.stdout and "Bold title" in table.stdout
@@ -55,11 +76,14 @@ def test_fetch_posts_and_search_end_to_end(server: FeedServer, tmp_path: Path) -
 
 
 def test_fetch_exit_1_names_each_failure(server: FeedServer, tmp_path: Path) -> None:
-    write_config(tmp_path, [
-        {"name": "good", "url": server.add("/ok.xml", fixture("rss091.xml"))},
-        {"name": "bad", "url": server.add("/bad.xml", b"x", status=500)},
-        {"name": "off", "url": server.add("/off.xml", b"x", status=500), "enabled": False},
-    ])
+    write_config(
+        tmp_path,
+        [
+            {"name": "good", "url": server.add("/ok.xml", fixture("rss091.xml"))},
+            {"name": "bad", "url": server.add("/bad.xml", b"x", status=500)},
+            {"name": "off", "url": server.add("/off.xml", b"x", status=500), "enabled": False},
+        ],
+    )
     result = run_cli("fetch", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == "failed: bad: HTTP 500 Internal Server Error"
@@ -100,15 +124,31 @@ def test_sources_add_remove_keep_comments(tmp_path: Path) -> None:
         "sources:\n  # finance first\n  - name: 甲\n    url: https://a.example.com/rss\n",
         encoding="utf-8",
     )
-    added = run_cli("sources", "add", "https://b.example.com/feed.xml", "--name", "乙", "--category", "财经",
-                    "--tag", "新闻", "--tag", "乙", cwd=tmp_path)
+    added = run_cli(
+        "sources",
+        "add",
+        "https://b.example.com/feed.xml",
+        "--name",
+        "乙",
+        "--category",
+        "财经",
+        "--tag",
+        "新闻",
+        "--tag",
+        "乙",
+        cwd=tmp_path,
+    )
     assert added.returncode == 0, added.stderr
     assert "added '乙'" in added.stdout
     text = (tmp_path / "feeds.yaml").read_text(encoding="utf-8")
     assert "# my feeds" in text and "# public URL" in text and "# finance first" in text
     data = yaml.safe_load(text)
-    assert data["sources"][1] == {"name": "乙", "url": "https://b.example.com/feed.xml", "category": "财经",
-                                  "tags": ["新闻", "乙"]}
+    assert data["sources"][1] == {
+        "name": "乙",
+        "url": "https://b.example.com/feed.xml",
+        "category": "财经",
+        "tags": ["新闻", "乙"],
+    }
     dup = run_cli("sources", "add", "https://b.example.com/feed.xml", cwd=tmp_path)
     assert dup.returncode == 0 and "skipped" in dup.stderr
     bad = run_cli("sources", "add", "ftp://c.example.com/feed", cwd=tmp_path)
@@ -142,13 +182,24 @@ def test_opml_import_and_export(tmp_path: Path) -> None:
     assert "imported 0 sources" in again.stdout and "3 skipped" in again.stdout
     listed = json.loads(run_cli("sources", "list", "--format", "json", cwd=tmp_path).stdout)
     assert [(r["name"], r["categories"]) for r in listed] == [
-        ("已有", ["yiyou"]), ("乙报", ["caijing"]), ("Top", ["top"]),
+        ("已有", ["yiyou"]),
+        ("乙报", ["caijing"]),
+        ("Top", ["top"]),
     ]
 
 
 def test_every_command_has_help_with_example(tmp_path: Path) -> None:
-    for command in (["check"], ["fetch"], ["posts"], ["search"], ["sources", "list"], ["sources", "add"],
-                    ["sources", "remove"], ["sources", "import-opml"], ["sources", "export-opml"]):
+    for command in (
+        ["check"],
+        ["fetch"],
+        ["posts"],
+        ["search"],
+        ["sources", "list"],
+        ["sources", "add"],
+        ["sources", "remove"],
+        ["sources", "import-opml"],
+        ["sources", "export-opml"],
+    ):
         result = run_cli(*command, "--help", cwd=tmp_path)
         assert result.returncode == 0 and "Example:" in result.stdout, command
 
@@ -168,9 +219,13 @@ def test_kill_during_fetch_leaves_database_intact_and_next_run_completes(server:
     db = tmp_path / "agg.db"
     stored_after_kill = []
     for delay in (0.6, 0.9, 1.3):
-        proc = subprocess.Popen([sys.executable, "-m", "aggregator", "fetch", "--workers", "4"], cwd=tmp_path,
-                                env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "fetch", "--workers", "4"],
+            cwd=tmp_path,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -95,9 +95,19 @@ def test_rss091_rss10_and_atom(server: FeedServer, make_config: Any, open_store:
     assert atom.summary == "Short summary."
 
 
-def test_gbk_feed_declared_gb2312_decodes_without_mojibake(server: FeedServer, make_config: Any, open_store: Any) -> None:
-    text = rss(item("g1", "朱镕基谈改革：券商与银行", "http://g.example.com/1", "Mon, 28 Mar 2022 10:00:00 +0800",
-                    "<p>镕字只有 GBK 才有</p>"), encoding="gb2312")
+def test_gbk_feed_declared_gb2312_decodes_without_mojibake(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    text = rss(
+        item(
+            "g1",
+            "朱镕基谈改革：券商与银行",
+            "http://g.example.com/1",
+            "Mon, 28 Mar 2022 10:00:00 +0800",
+            "<p>镕字只有 GBK 才有</p>",
+        ),
+        encoding="gb2312",
+    )
     body = text.encode("gbk")
     with_header = server.add("/gbk-header.xml", body, content_type="application/xml; charset=gb2312")
     decl_only = server.add("/gbk-decl.xml", body.replace(b"g.example", b"h.example"), content_type="text/xml")
@@ -121,17 +131,24 @@ def test_source_encoding_overrides_a_wrong_declaration(server: FeedServer, make_
 
 def test_dates_naive_missing_and_future(server: FeedServer, make_config: Any, open_store: Any) -> None:
     future = (datetime.now(UTC) + timedelta(days=30)).strftime("%a, %d %b %Y %H:%M:%S +0000")
-    items = "".join([
-        item("naive", "naive", "http://d.example.com/1", "2022-03-28 22:51:22"),
-        item("nodate", "no date", "http://d.example.com/2"),
-        item("future", "future", "http://d.example.com/3", future),
-        item("garbage", "garbage", "http://d.example.com/4", "not a date at all"),
-    ])
-    config = make_config([
-        {"name": "cn", "url": server.add("/cn.xml", rss(items))},
-        {"name": "uk", "url": server.add("/uk.xml", rss(items.replace("d.example", "e.example"))),
-         "timezone": "Europe/London"},
-    ])
+    items = "".join(
+        [
+            item("naive", "naive", "http://d.example.com/1", "2022-03-28 22:51:22"),
+            item("nodate", "no date", "http://d.example.com/2"),
+            item("future", "future", "http://d.example.com/3", future),
+            item("garbage", "garbage", "http://d.example.com/4", "not a date at all"),
+        ]
+    )
+    config = make_config(
+        [
+            {"name": "cn", "url": server.add("/cn.xml", rss(items))},
+            {
+                "name": "uk",
+                "url": server.add("/uk.xml", rss(items.replace("d.example", "e.example"))),
+                "timezone": "Europe/London",
+            },
+        ]
+    )
     store = open_store(config)
     before = datetime.now(UTC).replace(microsecond=0)
     fetch(config, store)
@@ -143,7 +160,9 @@ def test_dates_naive_missing_and_future(server: FeedServer, make_config: Any, op
         assert before <= posts["cn", guid].date <= after, guid
 
 
-def test_missing_date_keeps_first_seen_time_across_updates(server: FeedServer, make_config: Any, open_store: Any) -> None:
+def test_missing_date_keeps_first_seen_time_across_updates(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
     url = server.add("/f.xml", rss(item("a", "first", "http://x.example.com/a")))
     config = make_config([{"name": "s", "url": url}])
     store = open_store(config)
@@ -195,12 +214,29 @@ def test_hostile_html_is_sanitised(server: FeedServer, make_config: Any, open_st
         '<img src="x.png" onerror="alert(4)"><a href="vbscript:msgbox(5)">v</a>'
         '<meta http-equiv="refresh" content="0;url=http://evil/"><div style="width: expression(alert(6))">css</div>'
     )
-    config = make_config([{"name": "s", "url": server.add("/f.xml", rss(item("h", "<b>x</b> & y", "http://a.example.com/1", body=body)))}])
+    config = make_config(
+        [
+            {
+                "name": "s",
+                "url": server.add("/f.xml", rss(item("h", "<b>x</b> & y", "http://a.example.com/1", body=body))),
+            }
+        ]
+    )
     store = open_store(config)
     fetch(config, store)
     post = store.posts()[0]
-    for bad in ("<script", "alert", "<style", "<iframe", "javascript", "data:", "onerror", "vbscript", "<meta",
-                "expression"):
+    for bad in (
+        "<script",
+        "alert",
+        "<style",
+        "<iframe",
+        "javascript",
+        "data:",
+        "onerror",
+        "vbscript",
+        "<meta",
+        "expression",
+    ):
         assert bad not in post.content.lower(), bad
         assert bad not in post.summary.lower(), bad
     assert "<p>ok</p>" in post.content
@@ -208,18 +244,21 @@ def test_hostile_html_is_sanitised(server: FeedServer, make_config: Any, open_st
 
 
 def test_include_exclude_and_rules(server: FeedServer, make_config: Any, open_store: Any) -> None:
-    items = "".join([
-        item("1", "券商季报出炉", "http://f.example.com/1"),
-        item("2", "证券市场广告", "http://f.example.com/2"),
-        item("3", "天气晴朗", "http://f.example.com/3", body="与券商无关？提到了券商"),
-        item("4", "体育新闻", "http://f.example.com/4", extra="<category>证券</category>"),
-    ])
+    items = "".join(
+        [
+            item("1", "券商季报出炉", "http://f.example.com/1"),
+            item("2", "证券市场广告", "http://f.example.com/2"),
+            item("3", "天气晴朗", "http://f.example.com/3", body="与券商无关？提到了券商"),
+            item("4", "体育新闻", "http://f.example.com/4", extra="<category>证券</category>"),
+        ]
+    )
     url = server.add("/f.xml", rss(items))
     config = make_config(
-        [{"name": "filtered", "url": url, "include": ["券商|证券"], "exclude": ["广告"]},
-         {"name": "all", "url": url + "?all", "category": "综合"}],
-        rules=[{"match": "券商", "categories": ["券商"], "tags": ["券商"]},
-               {"match": "^证券$", "tags": ["证券标签"]}],
+        [
+            {"name": "filtered", "url": url, "include": ["券商|证券"], "exclude": ["广告"]},
+            {"name": "all", "url": url + "?all", "category": "综合"},
+        ],
+        rules=[{"match": "券商", "categories": ["券商"], "tags": ["券商"]}, {"match": "^证券$", "tags": ["证券标签"]}],
     )
     server.add("/f.xml?all", rss(items.replace("f.example", "g.example")))
     store = open_store(config)
@@ -252,10 +291,12 @@ def test_modified_entry_updates_in_place(server: FeedServer, make_config: Any, o
 def test_same_article_through_two_sources_is_stored_once(server: FeedServer, make_config: Any, open_store: Any) -> None:
     a = server.add("/a.xml", rss(item("a-1", "共同报道", "https://same.example.com/story?id=7&utm_source=a#top")))
     b = server.add("/b.xml", rss(item("b-99", "共同报道", "http://same.example.com/story?utm_medium=b&id=7")))
-    config = make_config([
-        {"name": "A", "url": a, "category": "甲", "tags": ["甲新闻"]},
-        {"name": "B", "url": b, "category": "乙", "tags": ["乙新闻"]},
-    ])
+    config = make_config(
+        [
+            {"name": "A", "url": a, "category": "甲", "tags": ["甲新闻"]},
+            {"name": "B", "url": b, "category": "乙", "tags": ["乙新闻"]},
+        ]
+    )
     store = open_store(config)
     fetch(config, store)
     (post,) = store.posts(limit=None)
@@ -266,7 +307,8 @@ def test_same_article_through_two_sources_is_stored_once(server: FeedServer, mak
 
 def test_max_entries_keeps_newest(server: FeedServer, make_config: Any, open_store: Any) -> None:
     items = "".join(
-        item(f"g{i}", f"t{i}", f"http://n.example.com/{i}", f"Mon, {i + 1:02d} Mar 2022 10:00:00 +0000") for i in range(20)
+        item(f"g{i}", f"t{i}", f"http://n.example.com/{i}", f"Mon, {i + 1:02d} Mar 2022 10:00:00 +0000")
+        for i in range(20)
     )
     config = make_config([{"name": "s", "url": server.add("/f.xml", rss(items)), "max_entries": 5}])
     store = open_store(config)
@@ -287,13 +329,19 @@ def test_304_costs_no_parse_and_records_status(server: FeedServer, make_config: 
 
 
 def test_failures_are_recorded_and_others_go_on(server: FeedServer, make_config: Any, open_store: Any) -> None:
-    config = make_config([
-        {"name": "good", "url": server.add("/good.xml", fixture("rss091.xml"))},
-        {"name": "broken", "url": server.add("/500.xml", b"boom", status=500)},
-        {"name": "html", "url": server.add("/page.html", b"<html><body>hi</body></html>", content_type="text/html")},
-        {"name": "slow", "url": server.add("/slow.xml", fixture("rss091.xml"), delay=8)},
-        {"name": "empty", "url": server.add("/empty.xml", b"")},
-    ], defaults={"timeout": "1s", "deadline": "3s"})
+    config = make_config(
+        [
+            {"name": "good", "url": server.add("/good.xml", fixture("rss091.xml"))},
+            {"name": "broken", "url": server.add("/500.xml", b"boom", status=500)},
+            {
+                "name": "html",
+                "url": server.add("/page.html", b"<html><body>hi</body></html>", content_type="text/html"),
+            },
+            {"name": "slow", "url": server.add("/slow.xml", fixture("rss091.xml"), delay=8)},
+            {"name": "empty", "url": server.add("/empty.xml", b"")},
+        ],
+        defaults={"timeout": "1s", "deadline": "3s"},
+    )
     store = open_store(config)
     report = fetch(config, store)
     results = {o.source: (o.result, o.error) for o in report.outcomes}
@@ -309,7 +357,9 @@ def test_failures_are_recorded_and_others_go_on(server: FeedServer, make_config:
     assert store.source_state("broken").failures == 2
 
 
-def test_malformed_feed_with_entries_is_ingested_with_warning(server: FeedServer, make_config: Any, open_store: Any) -> None:
+def test_malformed_feed_with_entries_is_ingested_with_warning(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
     body = rss(item("w", "Broken & unescaped", "http://w.example.com/1")).replace("</channel></rss>", "")
     config = make_config([{"name": "s", "url": server.add("/f.xml", body)}])
     store = open_store(config)
@@ -318,7 +368,9 @@ def test_malformed_feed_with_entries_is_ingested_with_warning(server: FeedServer
     assert store.source_state("s").warning
 
 
-def test_chinese_full_text_search_finds_words_mid_sentence(server: FeedServer, make_config: Any, open_store: Any) -> None:
+def test_chinese_full_text_search_finds_words_mid_sentence(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
     config = make_config([{"name": "s", "url": server.add("/f.xml", fixture("rss20.xml"))}])
     store = open_store(config)
     fetch(config, store)
