@@ -179,9 +179,12 @@ def search(ctx: Context, query: str, limit: int, fmt: str) -> None:
     _print_posts(ctx.config, found, fmt)
 
 
+from .cli_build import build  # noqa: E402
+from .cli_daemon import run, serve, status  # noqa: E402
 from .cli_sources import sources  # noqa: E402
 
-cli.add_command(sources)
+for command in (sources, build, run, serve, status):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -106,3 +106,20 @@ def export_opml(ctx: Context) -> None:
       aggregator sources export-opml > sources.opml
     """
     click.echo(sources_opml(ctx.config), nl=False)
+
+
+@sources.command("reset")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def reset(ctx: Context, name: str) -> None:
+    """Forget a source's failures, backoff, redirect and gone state so it is polled again.
+
+    \b
+    Example:
+      aggregator sources reset 每日经济新闻
+    """
+    with ctx.store() as store:
+        if not store.reset_source(name):
+            raise click.ClickException(f"no fetch state stored for {name!r}")
+    click.echo(f"reset {name!r}: it will be polled at the daemon's next check")

@@ -119,5 +119,6 @@ class SourceOutcome:
     permanent_redirect: bool = False
     elapsed_ms: int = 0
     changed_categories: set[str] = field(default_factory=set)
+    changed_tags: set[str] = field(default_factory=set)
     changed_post_ids: list[str] = field(default_factory=list)
     retry_after: float | None = None

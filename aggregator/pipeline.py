@@ -57,6 +57,10 @@ class FetchReport:
         return {c for o in self.outcomes for c in o.changed_categories}
 
     @property
+    def changed_tags(self) -> set[str]:
+        return {t for o in self.outcomes for t in o.changed_tags}
+
+    @property
     def changed_post_ids(self) -> list[str]:
         return [i for o in self.outcomes for i in o.changed_post_ids]
 
@@ -120,6 +124,7 @@ def record(store: Store, config: Config, source: Source, retrieved: Retrieved, n
         result = store.store_posts(retrieved.posts, config.categories, now)
         outcome.new, outcome.updated = result.new, result.updated
         outcome.changed_categories = result.categories
+        outcome.changed_tags = result.tags
         outcome.changed_post_ids = result.post_ids
     state.last_fetch = to_db_time(now)
     state.result = outcome.result
@@ -129,12 +134,13 @@ def record(store: Store, config: Config, source: Source, retrieved: Retrieved, n
     if outcome.result == "error":
         state.error = outcome.error
         state.failures += 1
+        state.gone = int(outcome.http_status == 410)
     else:
         response = retrieved.response
         if response is not None and outcome.result == "ok":
             state.etag = response.headers.get("etag", "")
             state.last_modified = response.headers.get("last-modified", "")
-        state.error, state.failures, state.warning = "", 0, outcome.warning
+        state.error, state.failures, state.warning, state.gone = "", 0, outcome.warning, 0
         state.last_success = state.last_fetch
         state.final_url = outcome.url
         if outcome.permanent_redirect and outcome.url != source.url:

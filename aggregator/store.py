@@ -420,3 +420,13 @@ class Store:
             conn.execute(f"DELETE FROM posts_fts WHERE rowid IN ({old})", (cutoff,))
             deleted = conn.execute("DELETE FROM posts WHERE date < ?", (cutoff,)).rowcount
         return int(deleted)
+
+    def reset_source(self, name: str) -> bool:
+        """Clear failures, backoff, validators, redirect and gone state; True if the source was known."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE sources SET failures = 0, next_due = NULL, gone = 0, moved_to = '', error = '', "
+                "etag = '', last_modified = '' WHERE name = ?",
+                (name,),
+            )
+        return cursor.rowcount > 0

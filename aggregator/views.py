@@ -61,3 +61,43 @@ def source_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str
             }
         )
     return rows
+
+
+def source_status(enabled: bool, state: SourceState, url: str) -> str:
+    """One word for a source: ok, failing, gone, moved, waiting or disabled."""
+    fresh = state.url in ("", url)
+    if not enabled:
+        return "disabled"
+    if fresh and state.gone:
+        return "gone"
+    if fresh and state.moved_to:
+        return "moved"
+    if not fresh or not state.last_fetch:
+        return "waiting"
+    return "failing" if state.failures else "ok"
+
+
+def status_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str, Any]]:
+    """What `aggregator status` shows per source."""
+    rows = []
+    for src in config.sources:
+        state = states.get(src.name) or SourceState(name=src.name)
+        fresh = state.url in ("", src.url)
+        rows.append(
+            {
+                "name": src.name,
+                "url": src.url,
+                "category": ",".join(c.slug for c in src.categories),
+                "state": source_status(src.enabled, state, src.url),
+                "http_status": state.http_status if fresh else None,
+                "last_fetch": state.last_fetch if fresh else None,
+                "result": state.result if fresh else "",
+                "last_error": state.error if fresh else "",
+                "failures": state.failures if fresh else 0,
+                "posts": state.posts,
+                "next_due": state.next_due if fresh and not state.gone else None,
+                "moved_to": state.moved_to if fresh else "",
+                "gone": bool(state.gone) if fresh else False,
+            }
+        )
+    return rows

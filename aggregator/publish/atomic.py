@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import AggregatorError
@@ -28,11 +29,16 @@ def inside(root: Path, *parts: str) -> Path:
     Slugs are safe by construction, but the database can hold anything, so every output path is
     checked after resolving `..` and symlinks.
     """
-    base = root.resolve()
+    base = _resolved(Path(root))
     target = base.joinpath(*parts).resolve()
     if target == base or not target.is_relative_to(base):
         raise UnsafePathError(f"refusing to write {target}: not inside {base}")
     return target
+
+
+@lru_cache(maxsize=64)
+def _resolved(root: Path) -> Path:
+    return root.resolve()
 
 
 def write_if_changed(path: Path, data: bytes, *, fsync: bool = True) -> bool:

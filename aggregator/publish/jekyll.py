@@ -1,0 +1,237 @@
+"""Jekyll export: one Markdown post per stored post, in the layout the old site used.
+
+    DIR/_posts/YYYY-MM-DD-ID.md      (recent posts)
+    DIR/old_posts/YYYY-MM-DD-ID.md   (older than jekyll.archive_after_days: moved, never copied)
+
+The front matter must stay valid YAML whatever a title holds, so titles are written as escaped
+double-quoted scalars that PyYAML (and Jekyll's Psych) read back unchanged. Files are written with
+`write_if_changed`, so re-exporting unchanged posts touches nothing. Only files named like ours
+(a date and a 20-hex-digit post id) are ever moved or deleted: a Jekyll site's own posts are safe.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import yaml
+
+from ..config import Config
+from ..models import Post
+from .atomic import inside, write_if_changed
+
+POSTS = "_posts"
+ARCHIVE = "old_posts"
+#: where "back to category" points; {base} is site.url without its scheme (//host/path/)
+DEFAULT_CATEGORY_URL = "{base}{slug}/"
+_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)\.md$")
+_OUR_ID = re.compile(r"^[0-9a-f]{20}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_SIMPLE_WORD = re.compile(r"^\w[\w.+-]*$")
+_NEEDS_ESCAPE = re.compile("[\x00-\x1f\"\\\\\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\x00": "\\0"}
+
+
+@dataclass(frozen=True)
+class JekyllSettings:
+    """Everything the export needs, resolved once from the config."""
+
+    dir: Path
+    zone: tzinfo
+    base: str  # //host/path/ as the old site wrote it
+    category_names: Mapping[str, str]
+    back_to_category: str
+    back_to_home: str
+    category_url: str
+    archive_before: date  # posts whose local date is before this go to old_posts
+
+    @classmethod
+    def from_config(cls, config: Config, category_names: Mapping[str, str], now: datetime) -> JekyllSettings | None:
+        """None when the config has no `jekyll:` section."""
+        jekyll = config.jekyll
+        if jekyll is None:
+            return None
+        parts = urlsplit(config.site.url)
+        zone = config.site.timezone
+        return cls(
+            dir=jekyll.dir,
+            zone=zone,
+            base=f"//{parts.netloc}{parts.path or '/'}",
+            category_names=category_names,
+            back_to_category=jekyll.back_to_category,
+            back_to_home=jekyll.back_to_home,
+            # not a feeds.yaml key yet: a Jekyll config object may carry it (the old site used
+            # "{base}category/{slug}.html")
+            category_url=getattr(jekyll, "category_url", None) or DEFAULT_CATEGORY_URL,
+            archive_before=now.astimezone(zone).date() - timedelta(days=jekyll.archive_after_days),
+        )
+
+
+@dataclass
+class JekyllReport:
+    """What an export changed: files written or moved, files left as they were, files deleted."""
+
+    written: list[Path] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def yaml_quote(text: str) -> str:
+    """`text` as a YAML double-quoted scalar that reads back exactly as `text`.
+
+    Like json.dumps but keeping non-ASCII as is (the seed posts have literal Chinese titles) and
+    escaping what YAML would otherwise fold or reject: C0/C1 controls, NEL, LS/PS, BOM, surrogates.
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in _SHORT_ESCAPES:
+            return _SHORT_ESCAPES[char]
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return '"' + _NEEDS_ESCAPE.sub(escape, text) + '"'
+
+
+@lru_cache(maxsize=4096)
+def _plain_ok(word: str) -> bool:
+    """True when `word` can be written unquoted and YAML reads it back as the same string."""
+    if not _SIMPLE_WORD.match(word):
+        return False
+    try:
+        return yaml.safe_load(word) == word
+    except yaml.YAMLError:
+        return False
+
+
+def yaml_scalar(word: str) -> str:
+    return word if _plain_ok(word) else yaml_quote(word)
+
+
+def yaml_tags(tags: Iterable[str]) -> str:
+    """Jekyll's `tags:` value: space-separated words when every tag is one simple word, else a flow list."""
+    tags = [t for t in tags if t]
+    if not tags:
+        return "[]"
+    joined = " ".join(tags)
+    if all(_plain_ok(t) for t in tags) and yaml.safe_load(joined) == joined:
+        return joined
+    return "[" + ", ".join(yaml_scalar(t) for t in tags) + "]"
+
+
+def _link_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+
+
+def _autolink(url: str) -> str:
+    return url.replace(" ", "%20").replace("<", "%3C").replace(">", "%3E")
+
+
+def render_post(post: Post, settings: JekyllSettings) -> bytes:
+    """The Markdown file of one post, byte for byte in the old site's layout (no final newline)."""
+    local = post.date.astimezone(settings.zone)
+    slug = post.categories[0] if post.categories else ""
+    lines = [
+        "---",
+        "layout: post",
+        f"title: {yaml_quote(post.title)}",
+        f"date: {local.strftime('%Y-%m-%d %H:%M:%S %z')}",
+        f"categories: {yaml_scalar(slug) if slug else '[]'}",
+        f"tags: {yaml_tags(post.tags)}",
+        "---",
+    ]
+    body = "\n".join(lines) + "\n" + (post.content or post.summary)
+    if post.link:
+        body += f"\n\n<{_autolink(post.link)}>"
+    home = f"[{_link_text(settings.back_to_home)}]({settings.base})"
+    if slug:
+        name = settings.category_names.get(slug, slug)
+        text = settings.back_to_category.replace("{category}", name).replace("{source}", post.source)
+        href = settings.category_url.replace("{base}", settings.base).replace("{slug}", quote(slug))
+        home = f"[{_link_text(text)}]({href})｜" + home
+    return (body + "\n\n" + home).encode("utf-8")
+
+
+def file_name(post: Post, zone: tzinfo) -> str:
+    return f"{post.date.astimezone(zone).strftime('%Y-%m-%d')}-{post.id}.md"
+
+
+def _existing(settings: JekyllSettings) -> dict[str, list[Path]]:
+    """Post id -> the export files already on disk for it, in either folder (one directory scan)."""
+    found: dict[str, list[Path]] = {}
+    for folder in (POSTS, ARCHIVE):
+        path = settings.dir / folder
+        if not path.is_dir():
+            continue
+        for entry in os.scandir(path):
+            match = _FILE.match(entry.name)
+            if match and entry.is_file():
+                found.setdefault(match.group(2), []).append(Path(entry.path))
+    return found
+
+
+def export_posts(posts: Iterable[Post], settings: JekyllSettings, report: JekyllReport) -> None:
+    """Write each post to its file, moving or replacing any older file of the same post."""
+    existing = _existing(settings)
+    for post in posts:
+        if not _SAFE_ID.match(post.id):
+            report.skipped.append(post.id)
+            continue
+        local_day = post.date.astimezone(settings.zone).date()
+        folder = ARCHIVE if local_day < settings.archive_before else POSTS
+        target = inside(settings.dir, folder, file_name(post, settings.zone))
+        data = render_post(post, settings)
+        olds = [p for p in existing.get(post.id, []) if p.resolve() != target]
+        if not target.exists() and olds and olds[0].read_bytes() == data:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(olds.pop(0), target)  # aged into old_posts: moved, mtime kept
+            report.written.append(target)
+        elif write_if_changed(target, data):
+            report.written.append(target)
+        else:
+            report.unchanged += 1
+        for old in olds:
+            old.unlink(missing_ok=True)
+            report.removed.append(old)
+
+
+def remove_posts(post_ids: Iterable[str], settings: JekyllSettings, report: JekyllReport) -> None:
+    """Delete the export files of posts that no longer exist."""
+    existing = _existing(settings)
+    for post_id in post_ids:
+        for path in existing.get(post_id, []):
+            path.unlink(missing_ok=True)
+            report.removed.append(path)
+
+
+def archive_old(settings: JekyllSettings, report: JekyllReport) -> None:
+    """Move our files in _posts dated before the archive date into old_posts (cheap: names only)."""
+    posts = settings.dir / POSTS
+    if not posts.is_dir():
+        return
+    for entry in sorted(os.scandir(posts), key=lambda e: e.name):
+        match = _FILE.match(entry.name)
+        if not match or not _OUR_ID.match(match.group(2)):
+            continue
+        if date.fromisoformat(match.group(1)) < settings.archive_before:
+            target = inside(settings.dir, ARCHIVE, entry.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(entry.path, target)
+            report.written.append(target)
+
+
+def prune(keep: set[str], settings: JekyllSettings, report: JekyllReport) -> None:
+    """Delete our files whose post is gone from the database (retention, deleted posts)."""
+    for post_id, paths in _existing(settings).items():
+        if post_id in keep or not _OUR_ID.match(post_id):
+            continue
+        for path in paths:
+            path.unlink(missing_ok=True)
+            report.removed.append(path)

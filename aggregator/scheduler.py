@@ -1,0 +1,393 @@
+"""The daemon: APScheduler polls each source on its own schedule, republishes, reloads, serves.
+
+One job per enabled source. Each run fetches the source and then moves its own job to the next due
+time, which honours the interval (plus up to 10% jitter), exponential backoff after errors (capped at
+24 h), Retry-After, and 410 Gone (no next run). Next-due times live in SQLite, so a restart carries on
+where the last process stopped instead of hammering every source at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from .config import Config, Source, load_config
+from .errors import ConfigError
+from .fetch import make_session
+from .metrics import Metrics
+from .models import SourceOutcome
+from .pipeline import record, retrieve
+from .publish import build_site, publish_changed
+from .server import FeedServer, StaticSite
+from .store import Store, from_db_time, to_db_time
+
+LOG = logging.getLogger("aggregator.daemon")
+MAX_BACKOFF = 24 * 3600
+PUBLISH_DEBOUNCE = 1.0
+PUBLISH_RETRY = 30.0
+
+
+def next_due(
+    source: Source, outcome: SourceOutcome, failures: int, now: datetime, rng: random.Random | None = None
+) -> datetime | None:
+    """When to poll a source next after `outcome`; None when it is gone (410)."""
+    if outcome.http_status == 410:
+        return None
+    base = float(source.interval)
+    delay = min(base * 2 ** min(failures, 30), MAX_BACKOFF) if outcome.result == "error" else base
+    delay += (rng or random).uniform(0, 0.1 * base)
+    if outcome.retry_after is not None:
+        delay = max(delay, outcome.retry_after)
+    return now + timedelta(seconds=delay)
+
+
+class HostLimits:
+    """At most `per_host` fetches at once to any one host."""
+
+    def __init__(self, per_host: int):
+        self.per_host = per_host
+        self._lock = threading.Lock()
+        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+
+    def __call__(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if host not in self._semaphores:
+                self._semaphores[host] = threading.BoundedSemaphore(self.per_host)
+            return self._semaphores[host]
+
+
+class Daemon:
+    """`aggregator run`: poll, store, republish and serve until told to stop."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        grace: float = 10.0,
+        reload_every: float = 2.0,
+    ):
+        self.config_path = config_path
+        self.config: Config = load_config(config_path)
+        self._config_digest = self._digest()
+        self.grace = grace
+        self.reload_every = reload_every
+        self.store = Store(self.config.site.database)
+        self.publish_store = Store(self.config.site.database)
+        self.store_lock = threading.Lock()
+        self.metrics = Metrics()
+        self.session = make_session(pool_size=max(self.config.defaults.workers, 4))
+        self.hosts = HostLimits(self.config.defaults.per_host)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(self.config.defaults.workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self._inflight = 0
+        self._inflight_cond = threading.Condition()
+        self._pending_lock = threading.Lock()
+        self._pending: dict[str, set[str]] = {"categories": set(), "tags": set(), "posts": set()}
+        self.last_publish: datetime | None = None
+        self.summary: dict[str, tuple[str, int, bool]] = {}  # name -> (result, failures, gone)
+        self.config.site.output_dir.mkdir(parents=True, exist_ok=True)
+        app = StaticSite(self.config.site.output_dir, health=self.health, metrics=self.metrics.render)
+        self.server = FeedServer(
+            app, host or self.config.server.host, self.config.server.port if port is None else port
+        )
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start everything, block until SIGTERM/SIGINT, stop cleanly; return the exit code."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_event.set())
+        self.start()
+        while not self.stop_event.is_set():
+            if self.reload_event.wait(timeout=0.5):
+                self.reload_event.clear()
+                self.reload()
+        self.shutdown()
+        return 0
+
+    def start(self) -> None:
+        self.server.start()
+        LOG.info(
+            "serving %s on http://%s:%s/",
+            self.config.site.output_dir,
+            self.config.server.host if self.server.port else "?",
+            self.server.port,
+        )
+        self.scheduler.start()
+        self.scheduler.add_job(self._publish_all, id="build", next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(self._check_config, "interval", seconds=self.reload_every, id="reload")
+        self._schedule_all(self.config, initial=True)
+
+    def shutdown(self) -> None:
+        """Stop scheduling, let in-flight fetches finish within the grace period, flush, close."""
+        LOG.info("stopping: waiting up to %gs for in-flight fetches", self.grace)
+        self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + self.grace
+        with self._inflight_cond:
+            while self._inflight and time.monotonic() < deadline:
+                self._inflight_cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            unfinished = self._inflight
+        if not unfinished:
+            self._publish_pending()
+        self.server.stop()
+        if unfinished:
+            LOG.warning("stopped with %d fetches unfinished after the grace period", unfinished)
+            os._exit(0)  # the stuck threads must not hold the process; committed data is safe
+        with self.store_lock:
+            self.store.close()
+        self.publish_store.close()
+        LOG.info("stopped")
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def _schedule_all(self, config: Config, initial: bool = False) -> None:
+        now = datetime.now(UTC)
+        rng = random.Random()
+        with self.store_lock:
+            states = self.store.source_states()
+        wanted = set()
+        for src in config.sources:
+            state = states.get(src.name)
+            same_url = state is not None and state.url == src.url
+            if state is not None:
+                self.summary[src.name] = (state.result, state.failures, bool(state.gone) and same_url)
+            if not src.enabled or (same_url and state is not None and state.gone):
+                continue
+            wanted.add(src.name)
+            due = from_db_time(state.next_due) if same_url and state is not None else None
+            if due is None or due < now:
+                due = now + timedelta(seconds=rng.uniform(0, min(5.0, 0.1 * src.interval)))
+            job = self.scheduler.get_job(f"source:{src.name}")
+            if (
+                job is None
+                or initial
+                or job.next_run_time
+                and job.next_run_time > now + timedelta(seconds=src.interval)
+            ):
+                self._reschedule(src.name, due)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("source:") and job.id[7:] not in wanted:
+                job.remove()
+                LOG.info("source %s is no longer polled", job.id[7:])
+
+    def _reschedule(self, name: str, when: datetime) -> None:
+        self.scheduler.add_job(
+            self._poll, args=[name], id=f"source:{name}", name=name, next_run_time=when, replace_existing=True
+        )
+
+    def _poll(self, name: str) -> None:
+        config = self.config
+        try:
+            source = config.source(name)
+        except KeyError:
+            return
+        with self._inflight_cond:
+            self._inflight += 1
+        try:
+            self._poll_source(config, source)
+        except Exception:
+            LOG.exception("poll of %s failed unexpectedly", name)
+            if not self.stop_event.is_set():
+                self._reschedule(name, datetime.now(UTC) + timedelta(seconds=source.interval))
+        finally:
+            with self._inflight_cond:
+                self._inflight -= 1
+                self._inflight_cond.notify_all()
+
+    def _poll_source(self, config: Config, source: Source) -> None:
+        started = time.monotonic()
+        with self.hosts(source.host):
+            with self.store_lock:
+                state = self.store.source_state(source.name)
+            retrieved = retrieve(config, source, state, self.session)
+        now = datetime.now(UTC)
+        with self.store_lock:
+            outcome = record(self.store, config, source, retrieved, now)
+            state = self.store.source_state(source.name)
+            due = next_due(source, outcome, state.failures, now)
+            state.next_due = to_db_time(due) if due else None
+            self.store.save_source_state(state)
+        self.summary[source.name] = (outcome.result, state.failures, bool(state.gone))
+        self._observe(source, outcome, time.monotonic() - started, due, state.moved_to)
+        if outcome.changed_post_ids:
+            self._queue_publish(outcome)
+        if due is not None and not self.stop_event.is_set():
+            self._reschedule(source.name, due)
+
+    def _observe(
+        self, source: Source, outcome: SourceOutcome, seconds: float, due: datetime | None, moved_to: str
+    ) -> None:
+        self.metrics.fetches.labels(source.name, outcome.result).inc()
+        self.metrics.fetch_seconds.observe(seconds)
+        self.metrics.posts_new.inc(outcome.new)
+        self.metrics.posts_updated.inc(outcome.updated)
+        if outcome.result != "error":
+            self.metrics.last_success.labels(source.name).set(time.time())
+        extra = {
+            "source": source.name,
+            "result": outcome.result,
+            "http_status": outcome.http_status,
+            "new": outcome.new,
+            "updated": outcome.updated,
+            "ms": int(seconds * 1000),
+        }
+        line = (
+            f"fetch {source.name}: {outcome.result} http={outcome.http_status} new={outcome.new} "
+            f"updated={outcome.updated} {int(seconds * 1000)}ms"
+        )
+        if outcome.result == "error":
+            wait = f"; next try {due.isoformat(timespec='seconds')}" if due else "; gone (410), no longer polled"
+            LOG.warning("%s: %s%s", line, outcome.error, wait, extra={**extra, "error": outcome.error})
+        else:
+            LOG.info(line, extra=extra)
+        if moved_to and outcome.permanent_redirect:
+            LOG.warning(
+                "source %s moved permanently to %s: update its url in %s",
+                source.name,
+                moved_to,
+                self.config_path,
+                extra={"source": source.name, "moved_to": moved_to},
+            )
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    def _queue_publish(self, outcome: SourceOutcome) -> None:
+        with self._pending_lock:
+            self._pending["categories"].update(outcome.changed_categories)
+            self._pending["posts"].update(outcome.changed_post_ids)
+            self._pending["tags"].update(outcome.changed_tags)
+        self._schedule_publish(PUBLISH_DEBOUNCE)
+
+    def _schedule_publish(self, delay: float) -> None:
+        if self.stop_event.is_set():
+            return
+        with contextlib.suppress(SchedulerNotRunningError):  # shutting down
+            self.scheduler.add_job(
+                self._publish_pending,
+                id="publish",
+                replace_existing=True,
+                next_run_time=datetime.now(UTC) + timedelta(seconds=delay),
+            )
+
+    def _publish_pending(self) -> None:
+        with self._pending_lock:
+            pending = {k: set(v) for k, v in self._pending.items()}
+            for value in self._pending.values():
+                value.clear()
+        if not pending["posts"] and not pending["categories"]:
+            return
+        started = time.monotonic()
+        try:
+            report = publish_changed(
+                self.config, self.publish_store, pending["categories"], pending["tags"], sorted(pending["posts"])
+            )
+        except OSError as exc:
+            LOG.error("publish failed, old files kept, retrying in %ds: %s", PUBLISH_RETRY, exc)
+            with self._pending_lock:
+                for key, value in pending.items():
+                    self._pending[key].update(value)
+            self._schedule_publish(PUBLISH_RETRY)
+            return
+        self._published(started, len(report.written))
+
+    def _publish_all(self) -> None:
+        started = time.monotonic()
+        try:
+            report = build_site(self.config, self.publish_store)
+        except OSError as exc:
+            LOG.error("build failed, retrying in %ds: %s", PUBLISH_RETRY, exc)
+            self.scheduler.add_job(
+                self._publish_all,
+                id="build",
+                replace_existing=True,
+                next_run_time=datetime.now(UTC) + timedelta(seconds=PUBLISH_RETRY),
+            )
+            return
+        self._published(started, len(report.written))
+
+    def _published(self, started: float, written: int) -> None:
+        seconds = time.monotonic() - started
+        self.metrics.publish_seconds.observe(seconds)
+        self.metrics.posts_stored.set(self.publish_store.count_posts())
+        self.last_publish = datetime.now(UTC)
+        LOG.info("published: %d files written in %dms", written, int(seconds * 1000))
+
+    # -- reload ----------------------------------------------------------------------------------
+
+    def _digest(self) -> str:
+        try:
+            return hashlib.sha256(self.config_path.read_bytes()).hexdigest()
+        except OSError:
+            return ""
+
+    def _check_config(self) -> None:
+        if self._digest() != self._config_digest:
+            self.reload()
+
+    def reload(self) -> None:
+        """Apply an edited feeds.yaml; an invalid one is logged and the last good config kept."""
+        digest = self._digest()
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            self._config_digest = digest
+            for problem in exc.problems:
+                LOG.error("%s (keeping the last good config)", problem)
+            return
+        self._config_digest = digest
+        old = self.config
+        if config.server != old.server or config.defaults.workers != old.defaults.workers:
+            LOG.warning("changes to server or defaults.workers need a restart to take effect")
+        self.config = config
+        changed = config.categories != old.categories or config.site != old.site or config.jekyll != old.jekyll
+        self._schedule_all(config)
+        LOG.info("reloaded %s: %d sources", self.config_path, len(config.sources))
+        if changed:
+            self.scheduler.add_job(
+                self._publish_all, id="build", replace_existing=True, next_run_time=datetime.now(UTC)
+            )
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        thread = getattr(self.scheduler, "_thread", None)
+        alive = bool(self.scheduler.running and thread is not None and thread.is_alive())
+        counts = {"ok": 0, "failing": 0, "gone": 0}
+        failing = []
+        for name, (result, failures, gone) in sorted(self.summary.items()):
+            if gone:
+                counts["gone"] += 1
+            elif failures:
+                counts["failing"] += 1
+                failing.append(name)
+            elif result:
+                counts["ok"] += 1
+        payload = {
+            "status": "ok" if alive and not failing else ("degraded" if alive else "down"),
+            "scheduler": "running" if alive else "stopped",
+            "sources": counts,
+            "failing": failing,
+            "last_publish": self.last_publish.isoformat(timespec="seconds") if self.last_publish else None,
+        }
+        return (200 if alive else 503), payload
