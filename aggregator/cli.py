@@ -22,6 +22,7 @@ from .config import Config
 from .errors import ConfigError
 from .models import SourceOutcome
 from .pipeline import fetch_sources
+from .publish import publish_changed
 from .views import post_json
 
 
@@ -72,7 +73,7 @@ def check(ctx: Context) -> None:
 @pass_ctx
 @handle_errors
 def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
-    """Fetch every enabled source once and store new and changed posts.
+    """Fetch every enabled source once, store new and changed posts, republish what they touch.
 
     Exit 0 when every source was ok or not modified, 1 when any failed.
 
@@ -93,6 +94,11 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
         total = len(sources if sources is not None else [s for s in config.sources if s.enabled])
         with _progress(total) as advance:
             report = fetch_sources(config, store, sources, workers=workers, progress=advance)
+        if report.changed_post_ids:
+            published = publish_changed(
+                config, store, report.changed_categories, report.changed_tags, report.changed_post_ids
+            )
+            click.echo(f"published: {published.summary()}")
     for outcome in report.failed:
         click.echo(f"failed: {outcome.source}: {outcome.error}", err=True)
     click.echo(

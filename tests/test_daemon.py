@@ -1,0 +1,278 @@
+"""`aggregator run` as a real subprocess against a real local source server."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from .conftest import ROOT, run_cli, write_config
+from .feedserver import FeedServer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss(*items: tuple[str, str]) -> str:
+    body = "".join(
+        f"<item><title>{title}</title><guid>{guid}</guid><link>http://src.example.com/{guid}</link>"
+        f"<pubDate>Mon, 28 Mar 2022 10:00:00 +0800</pubDate></item>"
+        for guid, title in items
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{body}</channel></rss>'
+
+
+class Daemon:
+    def __init__(self, directory: Path, *args: str):
+        self.directory = directory
+        self.port = free_port()
+        self.log_path = directory / "daemon.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "run", "--port", str(self.port), "--grace", "5", *args],
+            cwd=directory,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.DEVNULL,
+            stderr=self.log_path.open("wb"),
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.wait_for(lambda: self.get("/healthz") is not None, what="the server to answer")
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response | None:
+        try:
+            return requests.get(self.url + path, timeout=2, **kwargs)
+        except requests.ConnectionError:
+            return None
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8")
+
+    def wait_for(self, check: Callable[[], Any], timeout: float = 15, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log}")
+            result = check()
+            if result:
+                return result
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; log:\n{self.log}")
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        result = run_cli("status", "--format", "json", cwd=self.directory)
+        return {row["name"]: row for row in json.loads(result.stdout)}
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(*args: str) -> Daemon:
+        daemon = Daemon(tmp_path, *args)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+def test_new_entry_is_served_within_two_intervals(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
+    server.add("/a.xml", rss(("1", "第一条")), etag='"v1"')
+    write_config(tmp_path, [{"name": "甲", "url": server.url("/a.xml"), "interval": "1s", "category": "财经"}])
+    daemon = start_daemon()
+    daemon.wait_for(lambda: (r := daemon.get("/caijing/feed.xml")) and "第一条" in r.text, what="first post")
+    server.add("/a.xml", rss(("2", "第二条"), ("1", "第一条")), etag='"v2"')
+    added = time.monotonic()
+    daemon.wait_for(lambda: "第二条" in daemon.get("/caijing/feed.xml").text, timeout=10, what="second post")
+    assert time.monotonic() - added < 2 * 1.1 + 1.5  # two intervals, plus the publish debounce
+    feed = daemon.get("/caijing/feed.xml")
+    assert feed.headers["Content-Type"] == "application/rss+xml; charset=utf-8"
+    assert daemon.get("/caijing/feed.xml", headers={"If-None-Match": feed.headers["ETag"]}).status_code == 304
+    assert daemon.get("/caijing/").status_code == 200
+    assert daemon.get("/../feeds.yaml").status_code == 404
+    assert daemon.get("/%2e%2e/agg.db").status_code == 404
+    assert any('"if-none-match": "\\"v2\\""' in json.dumps(r.headers) for r in server.requests)
+    assert "fetch 甲: ok http=200 new=1 updated=0" in daemon.log
+    assert daemon.stop() == 0
+
+
+def test_healthz_and_metrics(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
+    server.add("/ok.xml", rss(("1", "one")))
+    write_config(
+        tmp_path,
+        [
+            {"name": "good", "url": server.url("/ok.xml"), "interval": "1s"},
+            {"name": "bad", "url": server.add("/bad.xml", b"no", status=500), "interval": "1s"},
+        ],
+    )
+    daemon = start_daemon()
+    health = daemon.wait_for(
+        lambda: (
+            (r := daemon.get("/healthz")) and r.json()["sources"] == {"ok": 1, "failing": 1, "gone": 0} and r.json()
+        ),
+        what="health",
+    )
+    assert health["scheduler"] == "running" and health["failing"] == ["bad"] and health["sources"]["ok"] == 1
+    assert daemon.get("/healthz").status_code == 200
+    metrics = daemon.wait_for(
+        lambda: (r := daemon.get("/metrics")) and "aggregator_posts_stored 1.0" in r.text and r.text, what="metrics"
+    )
+    assert 'aggregator_fetches_total{result="ok",source="good"}' in metrics
+    assert 'aggregator_fetches_total{result="error",source="bad"}' in metrics
+    assert "aggregator_fetch_duration_seconds_bucket" in metrics
+    assert 'aggregator_source_last_success_timestamp_seconds{source="good"}' in metrics
+    assert "aggregator_publish_duration_seconds_count" in metrics
+    assert "aggregator_posts_new_total 1.0" in metrics
+    assert daemon.stop() == 0
+
+
+def test_retry_after_backoff_redirects_and_gone(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
+    target = server.add("/new.xml", rss(("m", "moved")))
+    server.add("/temp-target.xml", rss(("t", "temp")))
+    write_config(
+        tmp_path,
+        [
+            {
+                "name": "busy",
+                "url": server.add("/busy.xml", b"", status=503, headers={"Retry-After": "30"}),
+                "interval": "1s",
+            },
+            {"name": "error", "url": server.add("/err.xml", b"", status=500), "interval": "1s"},
+            {"name": "moved", "url": server.redirect("/old.xml", target, 301), "interval": "1s"},
+            {
+                "name": "temp",
+                "url": server.redirect("/temp.xml", server.url("/temp-target.xml"), 302),
+                "interval": "1s",
+            },
+            {"name": "gone", "url": server.add("/gone.xml", b"", status=410), "interval": "1s"},
+        ],
+    )
+    daemon = start_daemon()
+    time.sleep(5.5)
+    hits = {
+        path: len(server.hits(path))
+        for path in ("/busy.xml", "/err.xml", "/old.xml", "/new.xml", "/temp.xml", "/gone.xml")
+    }
+    assert hits["/busy.xml"] == 1  # Retry-After: 30 s
+    assert 2 <= hits["/err.xml"] <= 3  # backoff: 2 s, then 4 s
+    assert hits["/old.xml"] == 1 and hits["/new.xml"] >= 3  # 301 remembered
+    assert hits["/temp.xml"] >= 3  # 302 followed, not remembered
+    assert hits["/gone.xml"] == 1  # 410: no longer polled
+    status = daemon.status()
+    assert status["gone"]["state"] == "gone" and status["gone"]["next_due"] is None
+    assert status["moved"]["state"] == "moved" and status["moved"]["moved_to"] == target
+    assert status["error"]["state"] == "failing" and status["error"]["failures"] >= 2
+    assert status["busy"]["http_status"] == 503
+    assert status["temp"]["state"] == "ok"
+    assert "moved permanently to" in daemon.log and "update its url" in daemon.log
+    listed = {r["name"]: r for r in json.loads(run_cli("sources", "list", "--format", "json", cwd=tmp_path).stdout)}
+    assert listed["moved"]["moved_to"] == target
+    assert daemon.stop() == 0
+    # state survives a restart: the gone source stays unpolled, the busy one keeps waiting
+    reset = run_cli("sources", "reset", "gone", cwd=tmp_path)
+    assert reset.returncode == 0, reset.stderr
+    daemon = start_daemon()
+    time.sleep(2.5)
+    assert len(server.hits("/busy.xml")) == 1
+    assert len(server.hits("/gone.xml")) >= 2  # reset: polled again
+    assert daemon.stop() == 0
+
+
+def test_hot_reload_adds_removes_and_survives_invalid_edit(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
+) -> None:
+    server.add("/a.xml", rss(("a1", "甲一")))
+    server.add("/b.xml", rss(("b1", "乙一")))
+    path = write_config(tmp_path, [{"name": "甲", "url": server.url("/a.xml"), "interval": "1s"}])
+    daemon = start_daemon()
+    daemon.wait_for(lambda: server.hits("/a.xml"), what="first poll of 甲")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["sources"].append({"name": "乙", "url": server.url("/b.xml"), "interval": "1s"})
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    daemon.wait_for(lambda: server.hits("/b.xml"), timeout=10, what="the added source to be polled")
+    daemon.wait_for(lambda: (r := daemon.get("/yi/feed.xml")) and "乙一" in r.text, what="the new category feed")
+    good = path.read_text(encoding="utf-8")
+    path.write_text(good.replace("interval: 1s", "interval: never", 1), encoding="utf-8")
+    daemon.wait_for(lambda: "bad interval 'never'" in daemon.log, timeout=10, what="the invalid edit to be logged")
+    assert "feeds.yaml:" in daemon.log and "keeping the last good config" in daemon.log
+    before = len(server.hits("/a.xml"))
+    daemon.wait_for(lambda: len(server.hits("/a.xml")) > before + 1, what="polling to go on")
+    data["sources"] = [s for s in data["sources"] if s["name"] != "甲"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    daemon.wait_for(lambda: "甲 is no longer polled" in daemon.log, timeout=10, what="the removal")
+    time.sleep(1.5)
+    removed_at = len(server.hits("/a.xml"))
+    time.sleep(2.5)
+    assert len(server.hits("/a.xml")) == removed_at
+    data["server"] = {"port": 1}
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    daemon.wait_for(lambda: "need a restart" in daemon.log, timeout=10, what="the restart warning")
+    assert daemon.stop() == 0
+
+
+def test_sighup_reloads_at_once(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
+    server.add("/a.xml", rss(("a1", "one")))
+    path = write_config(tmp_path, [{"name": "a", "url": server.url("/a.xml"), "interval": "1h"}])
+    daemon = start_daemon()
+    path.write_text(path.read_text(encoding="utf-8").replace("interval: 1h", "interval: 2h"), encoding="utf-8")
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for(lambda: "reloaded" in daemon.log, timeout=3, what="reload on SIGHUP")
+    assert daemon.stop() == 0
+
+
+def test_sigterm_exits_0_within_grace_with_database_intact(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
+) -> None:
+    server.add("/slow.xml", rss(("s", "slow")), delay=2)
+    server.add("/fast.xml", rss(("f", "fast")))
+    write_config(
+        tmp_path,
+        [
+            {"name": "slow", "url": server.url("/slow.xml"), "interval": "1s"},
+            {"name": "fast", "url": server.url("/fast.xml"), "interval": "1s"},
+        ],
+    )
+    daemon = start_daemon()
+    daemon.wait_for(lambda: server.hits("/slow.xml"), what="a fetch in flight")
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 5 + 2
+    assert "stopped" in daemon.log
+    with sqlite3.connect(tmp_path / "agg.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        titles = {row[0] for row in conn.execute("SELECT title FROM posts")}
+    assert titles == {"slow", "fast"}  # the in-flight fetch finished and was stored
+
+
+def test_invalid_config_at_start_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "feeds.yaml").write_text("sources:\n  - name: a\n    url: ftp://x\n", encoding="utf-8")
+    result = run_cli("run", cwd=tmp_path, timeout=20)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "feeds.yaml:3: source 'a': url must be http(s)://..., not 'ftp://x'"
