@@ -39,7 +39,7 @@ SOURCE_KEYS = {
     "exclude", "encoding", "max_entries",
 }
 RULE_KEYS = {"match", "categories", "tags"}
-JEKYLL_KEYS = {"dir", "archive_after_days", "back_to_category", "back_to_home"}
+JEKYLL_KEYS = {"dir", "archive_after_days", "back_to_category", "back_to_home", "category_url"}
 SERVER_KEYS = {"host", "port"}
 TOP_KEYS = {"site", "defaults", "sources", "rules", "jekyll", "server"}
 
@@ -109,6 +109,8 @@ class Jekyll:
     archive_after_days: int = 3
     back_to_category: str = "返回{category}"
     back_to_home: str = "返回首页"
+    #: where the "back to category" link points; {base} is //HOST/PATH/ of site.url, {slug} the slug
+    category_url: str = "{base}{slug}/"
 
 
 @dataclass(frozen=True)
@@ -443,6 +445,7 @@ class _Validator:
             archive_after_days=self.number(node, "archive_after_days", 3, minimum=0),
             back_to_category=str(node.get("back_to_category") or "返回{category}"),
             back_to_home=str(node.get("back_to_home") or "返回首页"),
+            category_url=str(node.get("category_url") or "{base}{slug}/"),
         )
 
     def server(self, top: CommentedMap) -> Server:

@@ -100,7 +100,7 @@ def _atom_entry(entry: FeedEntry, item: FeedItem) -> None:
     entry.links.item = item
 
 
-class _AtomEntryLinks(BaseEntryExtension):  # type: ignore[misc]
+class _AtomEntryLinks(BaseEntryExtension):
     """Writes an Atom entry's alternate and enclosure links and its `<source>` with their attributes.
 
     feedgen's own entry links lose rel/type/length, so `link()` is never called on Atom entries.

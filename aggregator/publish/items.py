@@ -96,7 +96,8 @@ def feed_updated(items: Iterable[FeedItem]) -> datetime:
 
 def _names(post: Post, category_names: Mapping[str, str]) -> tuple[str, ...]:
     names = [category_names.get(slug, slug) for slug in post.categories] + list(post.tags)
-    return tuple(dict.fromkeys(xml_text(n).strip() for n in names if n and xml_text(n).strip()))
+    cleaned = (xml_text(name).strip() for name in names)
+    return tuple(dict.fromkeys(name for name in cleaned if name))
 
 
 def feed_item(post: Post, zone: tzinfo, category_names: Mapping[str, str], source_urls: Mapping[str, str]) -> FeedItem:

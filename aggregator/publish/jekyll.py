@@ -66,9 +66,7 @@ class JekyllSettings:
             category_names=category_names,
             back_to_category=jekyll.back_to_category,
             back_to_home=jekyll.back_to_home,
-            # not a feeds.yaml key yet: a Jekyll config object may carry it (the old site used
-            # "{base}category/{slug}.html")
-            category_url=getattr(jekyll, "category_url", None) or DEFAULT_CATEGORY_URL,
+            category_url=jekyll.category_url or DEFAULT_CATEGORY_URL,
             archive_before=now.astimezone(zone).date() - timedelta(days=jekyll.archive_after_days),
         )
 

@@ -1,7 +1,7 @@
 """JSON Feed 1.1 (https://jsonfeed.org/version/1.1) of the same items as the RSS and Atom feeds.
 
-Written with sorted-free, insertion-ordered dicts and fixed `json.dumps` settings so the bytes only
-change when the items do.
+Keys are written in a fixed order with fixed `json.dumps` settings (non-ASCII kept as is), so the
+bytes only change when the items do.
 """
 
 from __future__ import annotations

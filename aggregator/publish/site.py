@@ -23,7 +23,7 @@ from ..store import Store
 from . import jekyll, queries
 from .atomic import inside, remove_file, write_if_changed
 from .feeds import render_atom, render_rss
-from .items import FeedInfo, feed_items
+from .items import FeedInfo, feed_items, xml_text
 from .jsonfeed import render_json
 from .opml import OpmlFeed, render_opml
 from .pages import CategorySummary, FeedLinks, post_view, render_category_page, render_home_page
@@ -86,9 +86,12 @@ class _Publisher:
         return [s for s in slugs if self.safe(s, "category")]
 
     def safe(self, slug: str, kind: str) -> bool:
+        """Slugs are safe by construction, but the database may hold anything: skip (and say) otherwise."""
         if _SAFE_SLUG.match(slug):
             return True
-        self.report.warnings.append(f"skipped {kind} with unsafe slug {slug!r}")
+        warning = f"skipped {kind} with unsafe slug {slug!r}"
+        if warning not in self.report.warnings:
+            self.report.warnings.append(warning)
         return False
 
     def ttl(self, sources: Iterable[str] | None = None, category: str | None = None) -> int:
@@ -106,15 +109,16 @@ class _Publisher:
 
     def info(self, title: str, home: str, prefix: str, ttl: int, json: bool = True) -> FeedInfo:
         url = self.site.url
+        title = xml_text(title)
         return FeedInfo(
             title=title,
-            description=self.site.description or title,
+            description=xml_text(self.site.description) or title,
             home_url=url + home,
             rss_url=url + prefix + "feed.xml",
             atom_url=url + prefix + "atom.xml",
             json_url=url + prefix + "feed.json" if json else "",
             language=self.site.language,
-            author_name=self.site.title,
+            author_name=xml_text(self.site.title),
             author_url=url,
             ttl_minutes=ttl,
             zone=self.site.timezone,
