@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import __version__
 from .cli_common import FORMAT, Context, err, handle_errors, pass_ctx, print_table
-from .config import Config
+from .config import Config, config_warnings
 from .errors import ConfigError
 from .models import SourceOutcome
 from .pipeline import fetch_sources
@@ -60,6 +60,8 @@ def check(ctx: Context) -> None:
       aggregator --config feeds.yaml check
     """
     config = ctx.config
+    for warning in config_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
     enabled = sum(1 for s in config.sources if s.enabled)
     click.echo(
         f"{ctx.config_path}: ok: {len(config.sources)} sources ({enabled} enabled), "
@@ -101,6 +103,10 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
             click.echo(f"published: {published.summary()}")
     for outcome in report.failed:
         click.echo(f"failed: {outcome.source}: {outcome.error}", err=True)
+    for outcome in report.outcomes:
+        if outcome.articles_failed:
+            click.echo(f"articles: {outcome.source}: {outcome.articles_failed} failed, last: {outcome.article_error}",
+                       err=True)
     click.echo(
         f"{len(report.outcomes)} sources: {report.count('ok')} ok, {report.count('not-modified')} not modified, "
         f"{len(report.failed)} failed; posts: {report.new} new, {report.updated} updated"

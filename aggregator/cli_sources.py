@@ -8,6 +8,10 @@ from pathlib import Path
 import click
 
 from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_table
+from .config import is_http_url
+from .discover import Candidate, discover_feeds
+from .errors import ConfigError, FetchError
+from .fetch import make_session
 from .sources_file import NewSource, add_sources, read_opml, remove_source, sources_opml
 from .views import source_rows
 
@@ -44,23 +48,46 @@ def list_sources(ctx: Context, fmt: str) -> None:
 
 @sources.command("add")
 @click.argument("url")
-@click.option("--name", default="", help="Source name (default: derived from the URL).")
+@click.option("--name", default="", help="Source name (default: the feed's title, else derived from the URL).")
 @click.option("--category", default="", help="Category name (default: the source name).")
 @click.option("--tag", "tags", multiple=True, help="A tag for every post of the source (repeatable).")
+@click.option("--list", "list_only", is_flag=True, help="Only list the feeds found at URL, numbered; change nothing.")
+@click.option("--pick", type=click.IntRange(1), metavar="N", help="Add the N-th feed found at URL (from 1).")
 @pass_ctx
 @handle_errors
-def add(ctx: Context, url: str, name: str, category: str, tags: tuple[str, ...]) -> None:
-    """Add a source to feeds.yaml.
+def add(ctx: Context, url: str, name: str, category: str, tags: tuple[str, ...], list_only: bool,
+        pick: int | None) -> None:
+    """Add a source to feeds.yaml. Given a web page, add the feed it links (autodiscovery).
 
     \b
     Example:
       aggregator sources add https://example.com/rss.xml --name 例子 --category 财经 --tag 新闻
+      aggregator sources add https://example.com/ --list
+      aggregator sources add https://example.com/ --pick 2
     """
-    _, added, skipped = add_sources(ctx.config_path, [NewSource(url, name, category, tags)])
+    _ = ctx.config  # validate feeds.yaml before fetching anything
+    if not is_http_url(url):
+        raise ConfigError([f"{url}: not an http(s) URL"])
+    try:
+        candidates = discover_feeds(make_session(), url)
+    except FetchError as exc:
+        if list_only or pick:
+            raise
+        click.echo(f"warning: could not check {url}: {exc}; adding it as given", err=True)
+        candidates = [Candidate(url, "feed")]
+    if list_only:
+        for number, found in enumerate(candidates, start=1):
+            click.echo(f"{number}. {found.url} ({found.kind}{': ' + found.title if found.title else ''})")
+        return
+    if pick and pick > len(candidates):
+        raise click.UsageError(f"--pick {pick}: only {len(candidates)} feed(s) found at {url}")
+    chosen = candidates[(pick or 1) - 1]
+    _, added, skipped = add_sources(ctx.config_path, [NewSource(chosen.url, name or chosen.title, category, tags)])
     for line in skipped:
         click.echo(f"skipped: {line}", err=True)
     for added_name in added:
-        click.echo(f"added {added_name!r} to {ctx.config_path}")
+        where = "" if chosen.url == url else f", found on {url}"
+        click.echo(f"added {added_name!r} to {ctx.config_path} ({chosen.url}{where})")
 
 
 @sources.command("remove")

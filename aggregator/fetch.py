@@ -13,18 +13,39 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__
 from .errors import FetchError
 from .models import FetchResult
 
+# verify_tls: false is warned about once by `check` and at start, not on every request
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
 PROJECT_URL = "https://github.com/aggregator-dev/aggregator"
 USER_AGENT = f"aggregator/{__version__} (+{PROJECT_URL})"
 CHUNK = 64 * 1024
 PERMANENT = {301, 308}
+MAX_REDIRECTS = 10
+
+
+class HostLimits:
+    """At most `per_host` requests at once to any one host: polite to sites hosting many sources."""
+
+    def __init__(self, per_host: int):
+        self.per_host = per_host
+        self._lock = threading.Lock()
+        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
+
+    def __call__(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if host not in self._semaphores:
+                self._semaphores[host] = threading.BoundedSemaphore(self.per_host)
+            return self._semaphores[host]
 
 
 @dataclass(frozen=True)
@@ -158,36 +179,57 @@ def fetch_url(
     last_modified: str = "",
     limits: FetchLimits = FetchLimits(),  # noqa: B008 - immutable
     headers: dict[str, str] | None = None,
+    user_agent: str = "",
+    verify: bool = True,
 ) -> FetchResult:
     """GET `url` conditionally; return a FetchResult or raise FetchError with a one-line reason.
 
     A 304 returns a result without a body. Any status other than 200-299 and 304 raises, with the
-    status and any Retry-After attached to the error.
+    status and any Retry-After attached to the error. Redirects are followed here rather than by
+    requests so that `headers` (which may carry a token) only ever go to the URL's own host, and so
+    we know whether every hop was permanent.
     """
-    request_headers = dict(headers or {})
-    if etag:
-        request_headers["If-None-Match"] = etag
-    if last_modified:
-        request_headers["If-Modified-Since"] = last_modified
     started = time.monotonic()
-    try:
-        response = session.get(
-            url, headers=request_headers, timeout=(limits.timeout, limits.timeout), stream=True,
-            allow_redirects=True,
-        )
-    except requests.RequestException as exc:
-        raise FetchError(_reason(exc)) from None
-    permanent = bool(response.history) and all(r.status_code in PERMANENT for r in response.history)
+    origin = urlsplit(url).hostname
+    permanent, current = True, url
+    for _hop in range(MAX_REDIRECTS + 1):
+        request_headers = {"User-Agent": user_agent} if user_agent else {}
+        if urlsplit(current).hostname == origin:
+            request_headers.update(headers or {})
+        if etag:
+            request_headers["If-None-Match"] = etag
+        if last_modified:
+            request_headers["If-Modified-Since"] = last_modified
+        try:
+            response = session.get(
+                current, headers=request_headers, timeout=(limits.timeout, limits.timeout), stream=True,
+                allow_redirects=False, verify=verify,
+            )
+        except requests.RequestException as exc:
+            raise FetchError(_reason(exc)) from None
+        if not response.is_redirect:
+            break
+        permanent = permanent and response.status_code in PERMANENT
+        target = urljoin(current, response.headers.get("Location", ""))
+        response.close()
+        if urlsplit(target).scheme not in ("http", "https"):
+            raise FetchError(f"redirect to a non-http(s) URL refused: {target[:200]}")
+        current = target
+        if time.monotonic() - started > limits.deadline:
+            raise FetchError(f"no complete response within the {limits.deadline:g} s deadline")
+    else:
+        raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+    moved = current != url
     status = response.status_code
     if status == 304:
         response.close()
-        return _result(response, None, permanent, started)
+        return _result(response, None, moved and permanent, started)
     if not 200 <= status < 300:
         retry = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
         response.close()
         raise FetchError(f"HTTP {status} {response.reason or ''}".strip(), status=status, retry_after=retry)
     body = _read_body(response, limits, started)
-    return _result(response, body, permanent, started)
+    return _result(response, body, moved and permanent, started)
 
 
 def _result(response: requests.Response, body: bytes | None, permanent: bool, started: float) -> FetchResult:

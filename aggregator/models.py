@@ -122,3 +122,6 @@ class SourceOutcome:
     changed_tags: set[str] = field(default_factory=set)
     changed_post_ids: list[str] = field(default_factory=list)
     retry_after: float | None = None
+    articles_ok: int = 0
+    articles_failed: int = 0
+    article_error: str = ""

@@ -18,6 +18,7 @@ import feedparser
 
 from .errors import ParseError
 from .models import Enclosure, ParsedFeed, RawEntry
+from .parse_json import looks_like_json, parse_json_feed
 
 _XML_DECL = re.compile(rb"^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"'][^>]*\?>")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
@@ -113,6 +114,8 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     if not body or not body.strip():
         raise ParseError("empty response body")
+    if looks_like_json(body, headers.get("content-type", "")):
+        return parse_json_feed(body)
     data, kept = prepare_body(body, headers, encoding)
     result = feedparser.parse(data, response_headers=kept, sanitize_html=False, resolve_relative_uris=False)
     problem = result.get("bozo_exception")

@@ -7,15 +7,17 @@ thread, one transaction per source, so SQLite never sees two writers from us at 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import requests
 
+from .articles import Article, ArticleReport, fetch_articles, owed_articles, record_articles
 from .config import Config, Source
 from .errors import AggregatorError, FetchError
-from .fetch import FetchLimits, fetch_url, make_session
+from .fetch import FetchLimits, HostLimits, fetch_url, make_session
 from .models import FetchResult, Post, SourceOutcome
 from .normalise import normalise_feed
 from .parse import parse_feed
@@ -65,9 +67,10 @@ class FetchReport:
         return [i for o in self.outcomes for i in o.changed_post_ids]
 
 
-def limits_for(config: Config) -> FetchLimits:
+def limits_for(config: Config, source: Source | None = None) -> FetchLimits:
     d = config.defaults
-    return FetchLimits(timeout=d.timeout, deadline=d.deadline, max_body=d.max_body)
+    timeout = source.timeout if source is not None and source.timeout else d.timeout
+    return FetchLimits(timeout=timeout, deadline=d.deadline, max_body=d.max_body)
 
 
 def url_to_fetch(source: Source, state: SourceState) -> str:
@@ -88,7 +91,8 @@ def retrieve(
     try:
         response = fetch_url(
             session, url, etag=state.etag if same_url else "",
-            last_modified=state.last_modified if same_url else "", limits=limits_for(config),
+            last_modified=state.last_modified if same_url else "", limits=limits_for(config, source),
+            headers=dict(source.headers), user_agent=source.user_agent, verify=source.verify_tls,
         )
     except FetchError as exc:
         outcome.error, outcome.http_status, outcome.retry_after = str(exc), exc.status, exc.retry_after
@@ -121,7 +125,7 @@ def record(store: Store, config: Config, source: Source, retrieved: Retrieved, n
     if state.url != source.url:  # the config points somewhere new: forget the old URL's state
         state = SourceState(name=source.name, url=source.url, failures=state.failures)
     if outcome.result == "ok":
-        result = store.store_posts(retrieved.posts, config.categories, now)
+        result = store.store_posts(retrieved.posts, config.categories, now, full_text=source.full_text)
         outcome.new, outcome.updated = result.new, result.updated
         outcome.changed_categories = result.categories
         outcome.changed_tags = result.tags
@@ -152,6 +156,16 @@ def record(store: Store, config: Config, source: Source, retrieved: Retrieved, n
 ProgressCallback = Callable[[SourceOutcome], None]
 
 
+def add_articles(outcome: SourceOutcome, report: ArticleReport) -> None:
+    """Fold what the full-text stage changed into the source's outcome (for publishing)."""
+    outcome.updated += report.ok
+    outcome.articles_ok, outcome.articles_failed = report.ok, report.failed
+    outcome.article_error = report.errors[-1] if report.errors else ""
+    outcome.changed_categories |= report.stored.categories
+    outcome.changed_tags |= report.stored.tags
+    outcome.changed_post_ids += report.stored.post_ids
+
+
 def fetch_sources(
     config: Config,
     store: Store,
@@ -161,20 +175,47 @@ def fetch_sources(
     session: requests.Session | None = None,
     progress: ProgressCallback | None = None,
 ) -> FetchReport:
-    """Fetch every given (default: every enabled) source once, concurrently; store what changed."""
+    """Fetch every given (default: every enabled) source once, concurrently; store what changed.
+
+    Sources with `full_text` then fetch the articles their posts still owe (even after a 304), in
+    the same pool; an article failure never makes the source fail.
+    """
     chosen = [s for s in (config.sources if sources is None else sources) if s.enabled or sources is not None]
     workers = workers or config.defaults.workers
     session = session or make_session(pool_size=max(workers, 4))
+    hosts = HostLimits(config.defaults.per_host)
     states = {s.name: store.source_state(s.name) for s in chosen}
     report = FetchReport()
+    outcomes: dict[str, SourceOutcome] = {}
+
+    def polite_retrieve(source: Source) -> Retrieved:
+        with hosts(source.host):
+            return retrieve(config, source, states[source.name], session)
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = {pool.submit(retrieve, config, s, states[s.name], session): s for s in chosen}
-        for future in as_completed(futures):
-            source = futures[future]
-            outcome = record(store, config, source, future.result(), datetime.now(UTC))
-            report.outcomes.append(outcome)
-            if progress:
-                progress(outcome)
+        feeds = {pool.submit(polite_retrieve, s): s for s in chosen}
+        articles: dict[Future[list[Article]], Source] = {}
+        pending: set[Future[Any]] = set(feeds)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future in feeds:
+                    source = feeds[future]
+                    outcome = record(store, config, source, future.result(), datetime.now(UTC))
+                    outcomes[source.name] = outcome
+                    owed = owed_articles(store, source)
+                    if owed:
+                        job = pool.submit(fetch_articles, session, source, owed, limits_for(config, source), hosts)
+                        articles[job] = source
+                        pending.add(job)
+                        continue
+                else:
+                    source = articles[future]
+                    outcome = outcomes[source.name]
+                    add_articles(outcome, record_articles(store, source, future.result()))
+                report.outcomes.append(outcome)
+                if progress:
+                    progress(outcome)
     order = {s.name: i for i, s in enumerate(chosen)}
     report.outcomes.sort(key=lambda o: order[o.source])
     return report

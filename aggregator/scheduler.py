@@ -24,12 +24,13 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from .config import Config, Source, load_config
+from .articles import fetch_articles, owed_articles, record_articles
+from .config import Config, Source, config_warnings, load_config
 from .errors import ConfigError
-from .fetch import make_session
+from .fetch import HostLimits, make_session
 from .metrics import Metrics
 from .models import SourceOutcome
-from .pipeline import record, retrieve
+from .pipeline import add_articles, limits_for, record, retrieve
 from .publish import build_site, publish_changed
 from .server import FeedServer, StaticSite
 from .store import Store, from_db_time, to_db_time
@@ -52,21 +53,6 @@ def next_due(
     if outcome.retry_after is not None:
         delay = max(delay, outcome.retry_after)
     return now + timedelta(seconds=delay)
-
-
-class HostLimits:
-    """At most `per_host` fetches at once to any one host."""
-
-    def __init__(self, per_host: int):
-        self.per_host = per_host
-        self._lock = threading.Lock()
-        self._semaphores: dict[str, threading.BoundedSemaphore] = {}
-
-    def __call__(self, host: str) -> threading.BoundedSemaphore:
-        with self._lock:
-            if host not in self._semaphores:
-                self._semaphores[host] = threading.BoundedSemaphore(self.per_host)
-            return self._semaphores[host]
 
 
 class Daemon:
@@ -127,6 +113,8 @@ class Daemon:
         return 0
 
     def start(self) -> None:
+        for warning in config_warnings(self.config):
+            LOG.warning(warning)
         self.server.start()
         LOG.info(
             "serving %s on http://%s:%s/",
@@ -228,6 +216,12 @@ class Daemon:
             due = next_due(source, outcome, state.failures, now)
             state.next_due = to_db_time(due) if due else None
             self.store.save_source_state(state)
+        with self.store_lock:
+            owed = owed_articles(self.store, source)
+        if owed:
+            articles = fetch_articles(self.session, source, owed, limits_for(config, source), self.hosts)
+            with self.store_lock:
+                add_articles(outcome, record_articles(self.store, source, articles))
         self.summary[source.name] = (outcome.result, state.failures, bool(state.gone))
         self._observe(source, outcome, time.monotonic() - started, due, state.moved_to)
         if outcome.changed_post_ids:

@@ -21,74 +21,14 @@ import sqlite_utils
 from .errors import StoreError
 from .models import Enclosure, Post
 from .sanitise import canonical_link, plain_text
+from .schema import MIGRATIONS
 from .search_text import fts_query, fts_text
 from .slugs import slugify
-
-MIGRATIONS = [
-    # 1: posts, their categories and tags, sources, full-text index
-    """
-    CREATE TABLE posts (
-        num INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        source TEXT NOT NULL,
-        title TEXT NOT NULL,
-        link TEXT NOT NULL,
-        link_key TEXT NOT NULL,
-        guid TEXT NOT NULL,
-        date TEXT NOT NULL,
-        updated TEXT,
-        first_seen TEXT NOT NULL,
-        author TEXT NOT NULL DEFAULT '',
-        summary TEXT NOT NULL DEFAULT '',
-        content TEXT NOT NULL DEFAULT '',
-        categories TEXT NOT NULL DEFAULT '[]',
-        tags TEXT NOT NULL DEFAULT '[]',
-        enclosures TEXT NOT NULL DEFAULT '[]',
-        content_hash TEXT NOT NULL,
-        dated INTEGER NOT NULL DEFAULT 1
-    );
-    CREATE INDEX posts_date ON posts(date DESC);
-    CREATE INDEX posts_source_date ON posts(source, date DESC);
-    CREATE INDEX posts_link_key ON posts(link_key);
-    CREATE TABLE post_categories (
-        slug TEXT NOT NULL, post INTEGER NOT NULL, date TEXT NOT NULL, PRIMARY KEY (slug, post)
-    ) WITHOUT ROWID;
-    CREATE INDEX post_categories_newest ON post_categories(slug, date DESC);
-    CREATE INDEX post_categories_post ON post_categories(post);
-    CREATE TABLE post_tags (
-        slug TEXT NOT NULL, post INTEGER NOT NULL, date TEXT NOT NULL, PRIMARY KEY (slug, post)
-    ) WITHOUT ROWID;
-    CREATE INDEX post_tags_newest ON post_tags(slug, date DESC);
-    CREATE INDEX post_tags_post ON post_tags(post);
-    CREATE TABLE categories (slug TEXT PRIMARY KEY, name TEXT NOT NULL);
-    CREATE TABLE tags (slug TEXT PRIMARY KEY, name TEXT NOT NULL);
-    CREATE TABLE sources (
-        name TEXT PRIMARY KEY,
-        url TEXT NOT NULL DEFAULT '',
-        etag TEXT NOT NULL DEFAULT '',
-        last_modified TEXT NOT NULL DEFAULT '',
-        last_fetch TEXT,
-        last_success TEXT,
-        http_status INTEGER,
-        result TEXT NOT NULL DEFAULT '',
-        error TEXT NOT NULL DEFAULT '',
-        warning TEXT NOT NULL DEFAULT '',
-        new INTEGER NOT NULL DEFAULT 0,
-        updated INTEGER NOT NULL DEFAULT 0,
-        final_url TEXT NOT NULL DEFAULT '',
-        elapsed_ms INTEGER NOT NULL DEFAULT 0,
-        failures INTEGER NOT NULL DEFAULT 0,
-        next_due TEXT,
-        gone INTEGER NOT NULL DEFAULT 0,
-        moved_to TEXT NOT NULL DEFAULT ''
-    );
-    CREATE VIRTUAL TABLE posts_fts USING fts5(title, body, tokenize = 'unicode61 remove_diacritics 2');
-    """,
-]
 
 SOURCE_FIELDS = (
     "url", "etag", "last_modified", "last_fetch", "last_success", "http_status", "result", "error",
     "warning", "new", "updated", "final_url", "elapsed_ms", "failures", "next_due", "gone", "moved_to",
+    "article_error",
 )
 
 
@@ -134,6 +74,7 @@ class SourceState:
     next_due: str | None = None
     gone: int = 0
     moved_to: str = ""
+    article_error: str = ""
     posts: int = 0
 
 
@@ -193,25 +134,30 @@ class Store:
     # -- posts ---------------------------------------------------------------------------------
 
     def store_posts(
-        self, posts: list[Post], category_names: dict[str, str], now: datetime | None = None
+        self, posts: list[Post], category_names: dict[str, str], now: datetime | None = None, full_text: bool = False
     ) -> StoreResult:
         """Insert new posts, update changed ones in place, merge the same article from two sources.
 
-        The whole batch is one transaction: a crash leaves all of it or none of it.
+        The whole batch is one transaction: a crash leaves all of it or none of it. With `full_text`
+        new posts (and posts whose link changed) are marked as owing their article.
         """
         now = now or datetime.now(UTC)
         result = StoreResult()
         with self.transaction() as conn:
             for post in posts:
-                self._store_one(conn, post, now, result)
+                self._store_one(conn, post, now, result, full_text)
             for slug in result.categories:
                 name = category_names.get(slug, slug)
                 conn.execute("INSERT OR IGNORE INTO categories(slug, name) VALUES (?, ?)", (slug, name))
         return result
 
-    def _store_one(self, conn: sqlite3.Connection, post: Post, now: datetime, result: StoreResult) -> None:
+    def _store_one(
+        self, conn: sqlite3.Connection, post: Post, now: datetime, result: StoreResult, full_text: bool
+    ) -> None:
         row = conn.execute(
-            "SELECT num, content_hash, date, updated, categories, tags FROM posts WHERE id = ?", (post.id,)
+            "SELECT num, content_hash, date, updated, categories, tags, link, article_status, content "
+            "FROM posts WHERE id = ?",
+            (post.id,),
         ).fetchone()
         link_key = canonical_link(post.link) if post.link else ""
         if row is None and link_key:
@@ -225,6 +171,8 @@ class Store:
                 return
         if row is None:
             values = self._values(post, link_key)
+            if full_text and post.link:
+                values["article_status"] = "pending"
             cursor = conn.execute(
                 f"INSERT INTO posts ({', '.join(values)}, first_seen) VALUES "
                 f"({', '.join('?' * len(values))}, ?)",
@@ -239,6 +187,10 @@ class Store:
             values = self._values(post, link_key)
             if not post.dated:
                 values["date"] = old_date
+            if row[7] == "done" and post.link == row[6]:
+                values["content"] = row[8]  # an edit of the entry keeps the fetched article
+            elif full_text and post.link != row[6]:
+                values["article_status"], values["article_tries"] = "pending", 0
             stamp = post.updated if post.updated and to_db_time(post.updated) > (old_updated or "") else now
             values["updated"] = to_db_time(stamp)
             conn.execute(
@@ -252,7 +204,7 @@ class Store:
         self._index(conn, num, date, post.categories, post.tags)
         conn.execute(
             "INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)",
-            (num, fts_text(post.title), fts_text(plain_text(post.summary) + " " + plain_text(post.content))),
+            (num, fts_text(post.title), fts_text(plain_text(post.summary) + " " + plain_text(values["content"]))),
         )
         result.post_ids.append(post.id)
         result.categories.update(post.categories)
@@ -430,3 +382,50 @@ class Store:
                 (name,),
             )
         return cursor.rowcount > 0
+
+    # -- full article text -------------------------------------------------------------------------
+
+    def pending_articles(self, source: str, limit: int, max_tries: int) -> list[tuple[str, str]]:
+        """(post id, link) of posts of `source` still owing their article, newest first."""
+        rows = self.conn.execute(
+            "SELECT id, link FROM posts WHERE source = ? AND article_status = 'pending' AND article_tries < ? "
+            "ORDER BY date DESC LIMIT ?",
+            (source, max_tries, limit),
+        ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def save_article(self, post_id: str, content: str, now: datetime, result: StoreResult) -> None:
+        """Replace a post's teaser by its article: an update of the post (`updated` set)."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT num, title, summary, categories, tags FROM posts WHERE id = ?", (post_id,)
+            ).fetchone()
+            if row is None:
+                return
+            num, title, summary = row[0], row[1], row[2]
+            conn.execute(
+                "UPDATE posts SET content = ?, article_status = 'done', updated = ? WHERE num = ?",
+                (content, to_db_time(now), num),
+            )
+            conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (num,))
+            conn.execute(
+                "INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)",
+                (num, fts_text(title), fts_text(plain_text(summary) + " " + plain_text(content))),
+            )
+        result.updated += 1
+        result.post_ids.append(post_id)
+        result.categories.update(json.loads(row[3]))
+        result.tags.update(slugify(t) for t in json.loads(row[4]))
+
+    def article_failed(self, post_id: str, max_tries: int) -> None:
+        """Count a failed article fetch; after `max_tries` the post keeps its feed content for good."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE posts SET article_tries = article_tries + 1, article_status = CASE "
+                "WHEN article_tries + 1 >= ? THEN 'failed' ELSE 'pending' END WHERE id = ?",
+                (max_tries, post_id),
+            )
+
+    def set_article_error(self, source: str, error: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE sources SET article_error = ? WHERE name = ?", (error, source))

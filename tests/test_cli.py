@@ -118,7 +118,8 @@ def test_invalid_config_exit_2_and_nothing_stored_is_lost(server: FeedServer, tm
     assert len(run_cli("posts", "--format", "json", cwd=tmp_path).stdout.splitlines()) == 2
 
 
-def test_sources_add_remove_keep_comments(tmp_path: Path) -> None:
+def test_sources_add_remove_keep_comments(server: FeedServer, tmp_path: Path) -> None:
+    feed_url = server.add("/feed.xml", fixture("rss091.xml"))
     (tmp_path / "feeds.yaml").write_text(
         "# my feeds\nsite:\n  url: https://n.example.com/  # public URL\n  database: agg.db\n"
         "sources:\n  # finance first\n  - name: 甲\n    url: https://a.example.com/rss\n",
@@ -127,7 +128,7 @@ def test_sources_add_remove_keep_comments(tmp_path: Path) -> None:
     added = run_cli(
         "sources",
         "add",
-        "https://b.example.com/feed.xml",
+        feed_url,
         "--name",
         "乙",
         "--category",
@@ -145,11 +146,11 @@ def test_sources_add_remove_keep_comments(tmp_path: Path) -> None:
     data = yaml.safe_load(text)
     assert data["sources"][1] == {
         "name": "乙",
-        "url": "https://b.example.com/feed.xml",
+        "url": feed_url,
         "category": "财经",
         "tags": ["新闻", "乙"],
     }
-    dup = run_cli("sources", "add", "https://b.example.com/feed.xml", cwd=tmp_path)
+    dup = run_cli("sources", "add", feed_url, cwd=tmp_path)
     assert dup.returncode == 0 and "skipped" in dup.stderr
     bad = run_cli("sources", "add", "ftp://c.example.com/feed", cwd=tmp_path)
     assert bad.returncode == 2

@@ -10,6 +10,7 @@ from .model import (
     Server,
     Site,
     Source,
+    config_warnings,
     is_http_url,
     parse_interval,
     parse_size,
@@ -18,5 +19,5 @@ from .validate import load_config, read_yaml
 
 __all__ = [
     "DEFAULT_INTERVAL", "Category", "Config", "Defaults", "Jekyll", "Rule", "Server", "Site", "Source",
-    "is_http_url", "load_config", "parse_interval", "parse_size", "read_yaml",
+    "config_warnings", "is_http_url", "load_config", "parse_interval", "parse_size", "read_yaml",
 ]

@@ -62,6 +62,16 @@ class Source:
     encoding: str = ""
     max_entries: int = 1000
     line: int = 0
+    # full article text (issue "richer sources")
+    full_text: bool = False
+    full_text_max: int = 20
+    full_text_retries: int = 3
+    full_text_selector: str = ""
+    # per-source HTTP options; header values may come from the environment (${NAME})
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str = ""
+    timeout: float | None = None
+    verify_tls: bool = True
 
     @property
     def host(self) -> str:
@@ -138,3 +148,13 @@ def is_http_url(url: Any) -> bool:
         return False
     parts = urlsplit(url.strip())
     return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Settings that are valid but risky, as `FILE:LINE: message` lines."""
+    return [
+        f"{config.path}:{src.line}: source {src.name!r}: verify_tls is false, so its TLS certificate is not "
+        "checked; use it only for a trusted internal server"
+        for src in config.sources
+        if not src.verify_tls
+    ]

@@ -8,6 +8,7 @@ ruamel.yaml is used (rather than PyYAML) because it keeps line numbers on every 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,10 @@ SITE_KEYS = {
 DEFAULTS_KEYS = {"interval", "workers", "timeout", "deadline", "max_body", "per_host", "max_entries"}
 SOURCE_KEYS = {
     "name", "url", "category", "slug", "tags", "interval", "timezone", "enabled", "include",
-    "exclude", "encoding", "max_entries",
+    "exclude", "encoding", "max_entries", "full_text", "full_text_max", "full_text_retries",
+    "full_text_selector", "headers", "user_agent", "timeout", "verify_tls",
 }
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 RULE_KEYS = {"match", "categories", "tags"}
 JEKYLL_KEYS = {"dir", "archive_after_days", "back_to_category", "back_to_home", "category_url"}
 SERVER_KEYS = {"host", "port"}
@@ -293,7 +296,67 @@ class _Validator:
             encoding=encoding,
             max_entries=self.number(item, "max_entries", defaults.max_entries, minimum=1),
             line=line,
+            **self.http_options(item, where, line),
+            **self.full_text_options(item, where),
         )
+
+    def boolean(self, node: Any, key: str, default: bool, where: str) -> bool:
+        value = node.get(key, default)
+        if not isinstance(value, bool):
+            self.error(self.key_line(node, key), f"{where}: {key} must be true or false")
+            return default
+        return value
+
+    def expand(self, text: str, line: int, what: str) -> str:
+        """Replace ${NAME} with the environment variable's value; an unset one is an error."""
+
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                self.error(line, f"{what}: environment variable {name} is not set")
+                return ""
+            return os.environ[name]
+
+        return _ENV.sub(value, text)
+
+    def http_options(self, item: CommentedMap, where: str, line: int) -> dict[str, Any]:
+        headers: list[tuple[str, str]] = []
+        node = item.get("headers")
+        if node is not None and not isinstance(node, CommentedMap):
+            self.error(self.key_line(item, "headers"), f"{where}: headers must be a mapping of name: value")
+        elif node is not None:
+            for name, text in node.items():
+                key_line = self.key_line(node, name)
+                if not isinstance(text, str | int | float) or isinstance(text, bool):
+                    self.error(key_line, f"{where}: header {name!r} must have a text value")
+                    continue
+                headers.append((str(name), self.expand(str(text), key_line, f"{where}: header {name!r}")))
+        user_agent = item.get("user_agent")
+        verify = self.boolean(item, "verify_tls", True, where)
+        return {
+            "headers": tuple(headers),
+            "user_agent": self.expand(str(user_agent), self.key_line(item, "user_agent"), f"{where}: user_agent")
+            if user_agent
+            else "",
+            "timeout": self.converted(item, "timeout", None, parse_interval),
+            "verify_tls": verify,
+        }
+
+    def full_text_options(self, item: CommentedMap, where: str) -> dict[str, Any]:
+        selector = str(item.get("full_text_selector") or "")
+        if selector:
+            try:
+                from cssselect import GenericTranslator, SelectorError
+
+                GenericTranslator().css_to_xpath(selector)
+            except SelectorError as exc:
+                self.error(self.key_line(item, "full_text_selector"), f"{where}: bad CSS selector {selector!r}: {exc}")
+        return {
+            "full_text": self.boolean(item, "full_text", False, where),
+            "full_text_max": self.number(item, "full_text_max", 20, minimum=1),
+            "full_text_retries": self.number(item, "full_text_retries", 3, minimum=0),
+            "full_text_selector": selector,
+        }
 
     def rules(self, top: CommentedMap, seen: dict[str, tuple[str, int]]) -> list[Rule]:
         node = top.get("rules")

@@ -1,0 +1,74 @@
+"""The SQLite schema as an ordered list of migrations; PRAGMA user_version counts those applied.
+
+A migration is only ever appended, never edited, so every database can be brought up to date.
+"""
+
+MIGRATIONS = [
+    # 1: posts, their categories and tags, sources, full-text index
+    """
+    CREATE TABLE posts (
+        num INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        title TEXT NOT NULL,
+        link TEXT NOT NULL,
+        link_key TEXT NOT NULL,
+        guid TEXT NOT NULL,
+        date TEXT NOT NULL,
+        updated TEXT,
+        first_seen TEXT NOT NULL,
+        author TEXT NOT NULL DEFAULT '',
+        summary TEXT NOT NULL DEFAULT '',
+        content TEXT NOT NULL DEFAULT '',
+        categories TEXT NOT NULL DEFAULT '[]',
+        tags TEXT NOT NULL DEFAULT '[]',
+        enclosures TEXT NOT NULL DEFAULT '[]',
+        content_hash TEXT NOT NULL,
+        dated INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX posts_date ON posts(date DESC);
+    CREATE INDEX posts_source_date ON posts(source, date DESC);
+    CREATE INDEX posts_link_key ON posts(link_key);
+    CREATE TABLE post_categories (
+        slug TEXT NOT NULL, post INTEGER NOT NULL, date TEXT NOT NULL, PRIMARY KEY (slug, post)
+    ) WITHOUT ROWID;
+    CREATE INDEX post_categories_newest ON post_categories(slug, date DESC);
+    CREATE INDEX post_categories_post ON post_categories(post);
+    CREATE TABLE post_tags (
+        slug TEXT NOT NULL, post INTEGER NOT NULL, date TEXT NOT NULL, PRIMARY KEY (slug, post)
+    ) WITHOUT ROWID;
+    CREATE INDEX post_tags_newest ON post_tags(slug, date DESC);
+    CREATE INDEX post_tags_post ON post_tags(post);
+    CREATE TABLE categories (slug TEXT PRIMARY KEY, name TEXT NOT NULL);
+    CREATE TABLE tags (slug TEXT PRIMARY KEY, name TEXT NOT NULL);
+    CREATE TABLE sources (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL DEFAULT '',
+        etag TEXT NOT NULL DEFAULT '',
+        last_modified TEXT NOT NULL DEFAULT '',
+        last_fetch TEXT,
+        last_success TEXT,
+        http_status INTEGER,
+        result TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '',
+        warning TEXT NOT NULL DEFAULT '',
+        new INTEGER NOT NULL DEFAULT 0,
+        updated INTEGER NOT NULL DEFAULT 0,
+        final_url TEXT NOT NULL DEFAULT '',
+        elapsed_ms INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_due TEXT,
+        gone INTEGER NOT NULL DEFAULT 0,
+        moved_to TEXT NOT NULL DEFAULT ''
+    );
+    CREATE VIRTUAL TABLE posts_fts USING fts5(title, body, tokenize = 'unicode61 remove_diacritics 2');
+    """,
+    # 2: full article text: per post, whether its article is owed, done or given up; per source, the
+    # last article failure
+    """
+    ALTER TABLE posts ADD COLUMN article_status TEXT NOT NULL DEFAULT '';
+    ALTER TABLE posts ADD COLUMN article_tries INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX posts_article_pending ON posts(source, article_status, date DESC);
+    ALTER TABLE sources ADD COLUMN article_error TEXT NOT NULL DEFAULT '';
+    """,
+]
