@@ -15,6 +15,7 @@ import nh3
 SAFE_SCHEMES = {"http", "https", "mailto"}
 _URL_ATTRIBUTES = {"href", "src", "cite", "poster", "longdesc"}
 _SPACE = re.compile(r"\s+")
+_BLOCK_START = re.compile(r"<(/?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre|hr|img))\b", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|spm|from|share_token)$", re.IGNORECASE)
 
@@ -88,6 +89,8 @@ def plain_text(fragment: str) -> str:
     """Text of an HTML fragment: tags stripped, entities decoded, whitespace collapsed."""
     if not fragment:
         return ""
+    if "<" in fragment:  # block boundaries separate words: <p>a</p><p>b</p> reads "a b"
+        fragment = _BLOCK_START.sub(r" <\1", fragment)
     text = html.unescape(_TEXT_ONLY.clean(fragment)) if "<" in fragment or "&" in fragment else fragment
     return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
 

@@ -58,6 +58,7 @@ def source_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str
                 "posts": state.posts,
                 "moved_to": state.moved_to if fresh else "",
                 "warning": state.warning,
+                "article_error": state.article_error if fresh else "",
             }
         )
     return rows
