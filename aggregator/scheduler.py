@@ -31,9 +31,10 @@ from .fetch import HostLimits, make_session
 from .metrics import Metrics
 from .models import SourceOutcome
 from .pipeline import add_articles, limits_for, record, retrieve
-from .publish import build_site, publish_changed
+from .publish import PublishReport, build_site, publish_changed
 from .server import FeedServer, StaticSite
 from .store import Store, from_db_time, to_db_time
+from .websub import announce, changed_feed_urls
 
 LOG = logging.getLogger("aggregator.daemon")
 MAX_BACKOFF = 24 * 3600
@@ -303,7 +304,7 @@ class Daemon:
                     self._pending[key].update(value)
             self._schedule_publish(PUBLISH_RETRY)
             return
-        self._published(started, len(report.written))
+        self._published(started, report)
 
     def _publish_all(self) -> None:
         started = time.monotonic()
@@ -318,14 +319,17 @@ class Daemon:
                 next_run_time=datetime.now(UTC) + timedelta(seconds=PUBLISH_RETRY),
             )
             return
-        self._published(started, len(report.written))
+        self._published(started, report)
 
-    def _published(self, started: float, written: int) -> None:
+    def _published(self, started: float, report: PublishReport) -> None:
         seconds = time.monotonic() - started
         self.metrics.publish_seconds.observe(seconds)
         self.metrics.posts_stored.set(self.publish_store.count_posts())
         self.last_publish = datetime.now(UTC)
-        LOG.info("published: %d files written in %dms", written, int(seconds * 1000))
+        LOG.info("published: %d files written in %dms", len(report.written), int(seconds * 1000))
+        site = self.config.site
+        if site.websub_hub:
+            announce(self.session, site.websub_hub, changed_feed_urls(report.written, site.output_dir, site.url))
 
     # -- reload ----------------------------------------------------------------------------------
 

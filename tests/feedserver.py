@@ -40,6 +40,7 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[LoggedRequest] = []
+        self.posts: list[tuple[str, str]] = []  # (path, form body) of POST requests
         self._stop = threading.Event()
         server = self
 
@@ -82,6 +83,13 @@ class FeedServer:
                     self._drip(route.status, body, headers, route.drip)
                 else:
                     self._send(route.status, body, headers)
+
+            def do_POST(self) -> None:  # noqa: N802  (a WebSub hub, for example)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8", "replace")
+                server.posts.append((self.path, body))
+                route = server.routes.get(self.path)
+                self._send(route.status if route else 404, b"", {"Content-Type": "text/plain"})
 
             def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)

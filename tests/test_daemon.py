@@ -276,3 +276,25 @@ def test_invalid_config_at_start_exits_2(tmp_path: Path) -> None:
     result = run_cli("run", cwd=tmp_path, timeout=20)
     assert result.returncode == 2
     assert result.stderr.strip() == "feeds.yaml:3: source 'a': url must be http(s)://..., not 'ftp://x'"
+
+
+def test_websub_hub_is_linked_and_told_of_changed_feeds(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
+    from urllib.parse import parse_qs
+
+    server.add("/hub", b"", status=202)
+    server.add("/a.xml", rss(("1", "第一条")))
+    write_config(
+        tmp_path,
+        [{"name": "甲", "url": server.url("/a.xml"), "interval": "1s", "category": "财经"}],
+        site={"websub_hub": server.url("/hub")},
+    )
+    daemon = start_daemon()
+    daemon.wait_for(lambda: any("caijing" in body for _, body in server.posts), what="a WebSub publish ping")
+    announced = {parse_qs(body)["hub.url"][0] for path, body in server.posts if path == "/hub"}
+    assert "https://news.example.com/caijing/feed.xml" in announced
+    assert all(parse_qs(body)["hub.mode"] == ["publish"] for _, body in server.posts)
+    feed = daemon.get("/caijing/feed.xml").text
+    assert f'<atom:link href="{server.url("/hub")}" rel="hub"/>' in feed
+    assert f'<link href="{server.url("/hub")}" rel="hub"/>' in daemon.get("/caijing/atom.xml").text
+    assert daemon.get("/caijing/feed.json").json()["hubs"] == [{"type": "WebSub", "url": server.url("/hub")}]
+    assert daemon.stop() == 0

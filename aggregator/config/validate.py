@@ -192,6 +192,9 @@ class _Validator:
         if not is_http_url(url):
             self.error(self.key_line(node, "url"), f"site.url must be an http(s) URL, not {url!r}")
         retention = node.get("retention_days")
+        hub = node.get("websub_hub")
+        if hub and not is_http_url(hub):
+            self.error(self.key_line(node, "websub_hub"), f"site.websub_hub must be an http(s) URL, not {hub!r}")
         return Site(
             title=str(node.get("title") or "aggregator"),
             url=url.rstrip("/") + "/",

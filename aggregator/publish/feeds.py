@@ -16,6 +16,7 @@ would make our feeds wrong or unstable, each handled here:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from xml.sax.saxutils import quoteattr
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension
@@ -43,7 +44,16 @@ def render_rss(info: FeedInfo, items: Sequence[FeedItem]) -> bytes:
     fg.lastBuildDate(feed_updated(items).astimezone(info.zone))
     for item in items:
         _rss_item(fg.add_entry(order="append"), item)
-    return bytes(fg.rss_str(pretty=True))
+    return _with_hub(bytes(fg.rss_str(pretty=True)), info.hub_url)
+
+
+def _with_hub(rss: bytes, hub_url: str) -> bytes:
+    """feedgen drops rel="hub" links from RSS: add the WebSub hub next to the self link."""
+    if not hub_url:
+        return rss
+    self_link = b'rel="self" type="application/rss+xml"/>'
+    hub = f"\n    <atom:link href={quoteattr(hub_url)} rel=\"hub\"/>".encode()
+    return rss.replace(self_link, self_link + hub, 1)
 
 
 def _rss_item(entry: FeedEntry, item: FeedItem) -> None:
@@ -74,6 +84,8 @@ def render_atom(info: FeedInfo, items: Sequence[FeedItem]) -> bytes:
     fg.title(info.title)
     fg.subtitle(info.description)
     fg.link(href=info.atom_url, rel="self", type="application/atom+xml")
+    if info.hub_url:
+        fg.link(href=info.hub_url, rel="hub")
     fg.link(href=info.home_url, rel="alternate", type="text/html")
     fg.author(name=info.author_name, uri=info.author_url)  # covers entries without an author
     fg.language(info.language)

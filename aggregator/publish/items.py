@@ -41,6 +41,7 @@ class FeedInfo:
     author_url: str
     ttl_minutes: int
     zone: tzinfo
+    hub_url: str = ""  # WebSub hub announced in the feed (site.websub_hub)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ def render_json(info: FeedInfo, items: Sequence[FeedItem]) -> bytes:
         "authors": [{"name": info.author_name, "url": info.author_url}],
         "items": [_item(item) for item in items],
     }
+    if info.hub_url:
+        feed["hubs"] = [{"type": "WebSub", "url": info.hub_url}]
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 

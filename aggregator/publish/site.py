@@ -122,6 +122,7 @@ class _Publisher:
             author_url=url,
             ttl_minutes=ttl,
             zone=self.site.timezone,
+            hub_url=self.site.websub_hub,
         )
 
     # -- outputs -------------------------------------------------------------------------------
