@@ -219,7 +219,8 @@ def test_kill_during_fetch_leaves_database_intact_and_next_run_completes(server:
     write_config(tmp_path, sources)
     db = tmp_path / "agg.db"
     stored_after_kill = []
-    for delay in (0.6, 0.9, 1.3):
+    for delay in (0.1, 0.4, 0.8):
+        started = len(server.requests)
         proc = subprocess.Popen(
             [sys.executable, "-m", "aggregator", "fetch", "--workers", "4"],
             cwd=tmp_path,
@@ -227,6 +228,9 @@ def test_kill_during_fetch_leaves_database_intact_and_next_run_completes(server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        deadline = time.monotonic() + 30
+        while len(server.requests) == started and time.monotonic() < deadline:  # the fetch is under way
+            time.sleep(0.01)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
