@@ -1,138 +1,20 @@
-"""SQLite storage: schema and migrations, post upserts, queries, full-text search, source state.
-
-Everything that knows SQL lives here. Writes use explicit `BEGIN IMMEDIATE` transactions on a
-connection in autocommit mode, so one source's batch is all-or-nothing (sqlite-utils' convenience
-writes would commit on their own half-way); sqlite-utils is used for reads and introspection.
-"""
+"""Posts: upserts (new, changed in place, the same article from two sources), queries and search."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from .errors import StoreError
-from .models import Enclosure, Post
-from .sanitise import canonical_link, plain_text
-from .schema import MIGRATIONS
-from .search_text import fts_query, fts_text
-from .slugs import slugify
-
-SOURCE_FIELDS = (
-    "url", "etag", "last_modified", "last_fetch", "last_success", "http_status", "result", "error",
-    "warning", "new", "updated", "final_url", "elapsed_ms", "failures", "next_due", "gone", "moved_to",
-    "article_error",
-)
+from ..models import Enclosure, Post
+from ..sanitise import canonical_link, plain_text
+from ..search_text import fts_query, fts_text
+from ..slugs import slugify
+from .base import Database, StoreResult, from_db_time, to_db_time
 
 
-def to_db_time(when: datetime) -> str:
-    """UTC, second precision, fixed width: sorts as text in time order."""
-    return when.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
-
-
-def from_db_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-
-
-@dataclass
-class StoreResult:
-    """What storing one batch changed."""
-
-    new: int = 0
-    updated: int = 0
-    post_ids: list[str] = field(default_factory=list)
-    categories: set[str] = field(default_factory=set)
-    tags: set[str] = field(default_factory=set)
-
-
-@dataclass
-class SourceState:
-    """What we remember about a source between fetches (validators, last result, backoff)."""
-
-    name: str
-    url: str = ""
-    etag: str = ""
-    last_modified: str = ""
-    last_fetch: str | None = None
-    last_success: str | None = None
-    http_status: int | None = None
-    result: str = ""
-    error: str = ""
-    warning: str = ""
-    new: int = 0
-    updated: int = 0
-    final_url: str = ""
-    elapsed_ms: int = 0
-    failures: int = 0
-    next_due: str | None = None
-    gone: int = 0
-    moved_to: str = ""
-    article_error: str = ""
-    posts: int = 0
-
-
-class Store:
-    """One SQLite database. Open it with `Store(path)`; use it from one thread at a time."""
-
-    def __init__(self, path: str | Path, timeout: float = 30.0):
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            self.db = sqlite_utils.Database(self.conn)
-            self._migrate()
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        # The version is read again inside the write lock, so two processes opening a new database
-        # at once cannot both apply a migration.
-        if self.conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
-            return
-        with self.transaction() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={number}")
-
-    @property
-    def schema_version(self) -> int:
-        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
-
-    # -- posts ---------------------------------------------------------------------------------
-
+class PostStore(Database):
     def store_posts(
         self, posts: list[Post], category_names: dict[str, str], now: datetime | None = None, full_text: bool = False
     ) -> StoreResult:
@@ -334,29 +216,6 @@ class Store:
     def category_names(self) -> dict[str, str]:
         return {row["slug"]: row["name"] for row in self.db.query("SELECT slug, name FROM categories")}
 
-    # -- sources -------------------------------------------------------------------------------
-
-    def source_state(self, name: str) -> SourceState:
-        rows = list(self.db.query("SELECT * FROM sources WHERE name = ?", [name]))
-        if not rows:
-            return SourceState(name=name)
-        return SourceState(**rows[0], posts=self.count_posts(source=name))
-
-    def source_states(self) -> dict[str, SourceState]:
-        counts = {r["source"]: r["n"] for r in self.db.query("SELECT source, count(*) AS n FROM posts GROUP BY source")}
-        return {
-            row["name"]: SourceState(**row, posts=counts.get(row["name"], 0))
-            for row in self.db.query("SELECT * FROM sources")
-        }
-
-    def save_source_state(self, state: SourceState) -> None:
-        values = {k: getattr(state, k) for k in SOURCE_FIELDS}
-        with self.transaction() as conn:
-            conn.execute(
-                f"INSERT INTO sources (name, {', '.join(values)}) VALUES (?, {', '.join('?' * len(values))}) "
-                f"ON CONFLICT(name) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in values)}",
-                (state.name, *values.values()),
-            )
 
     def delete_posts_before(self, when: datetime) -> int:
         """Delete posts dated before `when` with their category, tag and full-text rows (retention).
@@ -373,59 +232,3 @@ class Store:
             deleted = conn.execute("DELETE FROM posts WHERE date < ?", (cutoff,)).rowcount
         return int(deleted)
 
-    def reset_source(self, name: str) -> bool:
-        """Clear failures, backoff, validators, redirect and gone state; True if the source was known."""
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE sources SET failures = 0, next_due = NULL, gone = 0, moved_to = '', error = '', "
-                "etag = '', last_modified = '' WHERE name = ?",
-                (name,),
-            )
-        return cursor.rowcount > 0
-
-    # -- full article text -------------------------------------------------------------------------
-
-    def pending_articles(self, source: str, limit: int, max_tries: int) -> list[tuple[str, str]]:
-        """(post id, link) of posts of `source` still owing their article, newest first."""
-        rows = self.conn.execute(
-            "SELECT id, link FROM posts WHERE source = ? AND article_status = 'pending' AND article_tries < ? "
-            "ORDER BY date DESC LIMIT ?",
-            (source, max_tries, limit),
-        ).fetchall()
-        return [(row[0], row[1]) for row in rows]
-
-    def save_article(self, post_id: str, content: str, now: datetime, result: StoreResult) -> None:
-        """Replace a post's teaser by its article: an update of the post (`updated` set)."""
-        with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT num, title, summary, categories, tags FROM posts WHERE id = ?", (post_id,)
-            ).fetchone()
-            if row is None:
-                return
-            num, title, summary = row[0], row[1], row[2]
-            conn.execute(
-                "UPDATE posts SET content = ?, article_status = 'done', updated = ? WHERE num = ?",
-                (content, to_db_time(now), num),
-            )
-            conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (num,))
-            conn.execute(
-                "INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)",
-                (num, fts_text(title), fts_text(plain_text(summary) + " " + plain_text(content))),
-            )
-        result.updated += 1
-        result.post_ids.append(post_id)
-        result.categories.update(json.loads(row[3]))
-        result.tags.update(slugify(t) for t in json.loads(row[4]))
-
-    def article_failed(self, post_id: str, max_tries: int) -> None:
-        """Count a failed article fetch; after `max_tries` the post keeps its feed content for good."""
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE posts SET article_tries = article_tries + 1, article_status = CASE "
-                "WHEN article_tries + 1 >= ? THEN 'failed' ELSE 'pending' END WHERE id = ?",
-                (max_tries, post_id),
-            )
-
-    def set_article_error(self, source: str, error: str) -> None:
-        with self.transaction() as conn:
-            conn.execute("UPDATE sources SET article_error = ? WHERE name = ?", (error, source))

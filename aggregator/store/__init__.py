@@ -1,0 +1,19 @@
+"""SQLite storage: everything that knows SQL lives in this package.
+
+`Store(path)` opens (and migrates) a database; its methods come from one module per concern:
+`posts` (upserts, queries, search), `sources` (per-source fetch state), `articles` (full text).
+"""
+
+from __future__ import annotations
+
+from .articles import ArticleStore
+from .base import StoreResult, from_db_time, to_db_time
+from .posts import PostStore
+from .sources import SourceState, SourceStore
+
+
+class Store(PostStore, SourceStore, ArticleStore):
+    """One SQLite database. Open it with `Store(path)`; use it from one thread at a time."""
+
+
+__all__ = ["SourceState", "Store", "StoreResult", "from_db_time", "to_db_time"]

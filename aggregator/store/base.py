@@ -1,0 +1,96 @@
+"""The database connection: opening, migrations, transactions and the time format of stored dates.
+
+Writes use explicit `BEGIN IMMEDIATE` transactions on a connection in autocommit mode, so one batch
+is all-or-nothing (sqlite-utils' convenience writes would commit on their own half-way); sqlite-utils
+is used for reads and introspection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Self
+
+import sqlite_utils
+
+from ..errors import StoreError
+from .schema import MIGRATIONS
+
+
+def to_db_time(when: datetime) -> str:
+    """UTC, second precision, fixed width: sorts as text in time order."""
+    return when.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+def from_db_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+@dataclass
+class StoreResult:
+    """What storing one batch changed."""
+
+    new: int = 0
+    updated: int = 0
+    post_ids: list[str] = field(default_factory=list)
+    categories: set[str] = field(default_factory=set)
+    tags: set[str] = field(default_factory=set)
+
+
+class Database:
+    """One SQLite connection with our schema applied; the Store's parts build on it."""
+
+    def __init__(self, path: str | Path, timeout: float = 30.0):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self.db = sqlite_utils.Database(self.conn)
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{self.path}: cannot open database: {exc}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        # The version is read again inside the write lock, so two processes opening a new database
+        # at once cannot both apply a migration.
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+            return
+        with self.transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+

@@ -1,0 +1,75 @@
+"""Per-source state: validators, the last fetch's result, failures, backoff, redirects, gone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import Database
+
+SOURCE_FIELDS = (
+    "url", "etag", "last_modified", "last_fetch", "last_success", "http_status", "result", "error",
+    "warning", "new", "updated", "final_url", "elapsed_ms", "failures", "next_due", "gone", "moved_to",
+    "article_error",
+)
+
+
+@dataclass
+class SourceState:
+    """What we remember about a source between fetches (validators, last result, backoff)."""
+
+    name: str
+    url: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    last_fetch: str | None = None
+    last_success: str | None = None
+    http_status: int | None = None
+    result: str = ""
+    error: str = ""
+    warning: str = ""
+    new: int = 0
+    updated: int = 0
+    final_url: str = ""
+    elapsed_ms: int = 0
+    failures: int = 0
+    next_due: str | None = None
+    gone: int = 0
+    moved_to: str = ""
+    article_error: str = ""
+    posts: int = 0
+
+
+class SourceStore(Database):
+    def source_state(self, name: str) -> SourceState:
+        rows = list(self.db.query("SELECT * FROM sources WHERE name = ?", [name]))
+        if not rows:
+            return SourceState(name=name)
+        posts = self.conn.execute("SELECT count(*) FROM posts WHERE source = ?", (name,)).fetchone()[0]
+        return SourceState(**rows[0], posts=int(posts))
+
+    def source_states(self) -> dict[str, SourceState]:
+        counts = {r["source"]: r["n"] for r in self.db.query("SELECT source, count(*) AS n FROM posts GROUP BY source")}
+        return {
+            row["name"]: SourceState(**row, posts=counts.get(row["name"], 0))
+            for row in self.db.query("SELECT * FROM sources")
+        }
+
+    def save_source_state(self, state: SourceState) -> None:
+        values = {k: getattr(state, k) for k in SOURCE_FIELDS}
+        with self.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO sources (name, {', '.join(values)}) VALUES (?, {', '.join('?' * len(values))}) "
+                f"ON CONFLICT(name) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in values)}",
+                (state.name, *values.values()),
+            )
+
+    def reset_source(self, name: str) -> bool:
+        """Clear failures, backoff, validators, redirect and gone state; True if the source was known."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE sources SET failures = 0, next_due = NULL, gone = 0, moved_to = '', error = '', "
+                "etag = '', last_modified = '' WHERE name = ?",
+                (name,),
+            )
+        return cursor.rowcount > 0
+
