@@ -15,7 +15,8 @@ from .model import (
     parse_interval,
     parse_size,
 )
-from .validate import load_config, read_yaml
+from .validate import load_config
+from .yamlfile import read_yaml
 
 __all__ = [
     "DEFAULT_INTERVAL", "Category", "Config", "Defaults", "Jekyll", "Rule", "Server", "Site", "Source",

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ..errors import ConfigError
 from ..slugs import slugify
@@ -33,6 +31,7 @@ from .model import (
     parse_interval,
     parse_size,
 )
+from .yamlfile import read_yaml
 
 _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -51,25 +50,6 @@ RULE_KEYS = {"match", "categories", "tags"}
 JEKYLL_KEYS = {"dir", "archive_after_days", "back_to_category", "back_to_home", "category_url"}
 SERVER_KEYS = {"host", "port"}
 TOP_KEYS = {"site", "defaults", "sources", "rules", "jekyll", "server"}
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML file into ruamel's round-trip objects (which know their line numbers)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file (pass --config PATH or set AGGREGATOR_CONFIG)"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-    try:
-        return YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        reason = (exc.problem or exc.context or "invalid YAML").strip()
-        raise ConfigError([f"{path}:{line}: invalid YAML: {reason}"]) from None
-    except YAMLError as exc:
-        raise ConfigError([f"{path}:1: invalid YAML: {str(exc).splitlines()[0]}"]) from None
 
 
 def load_config(path: str | Path) -> Config:
