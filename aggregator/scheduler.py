@@ -126,6 +126,8 @@ class Daemon:
         self.scheduler.start()
         self.scheduler.add_job(self._publish_all, id="build", next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self._check_config, "interval", seconds=self.reload_every, id="reload")
+        # retention and the Jekyll archive depend on today's date: rebuild everything once a day
+        self.scheduler.add_job(self._publish_all, "interval", hours=24, id="daily-build")
         self._schedule_all(self.config, initial=True)
 
     def shutdown(self) -> None:

@@ -20,7 +20,7 @@ from ..config import Config
 from ..errors import AggregatorError
 from ..models import Post
 from ..store import Store
-from . import jekyll, queries
+from . import jekyll
 from .atomic import inside, remove_file, write_if_changed
 from .feeds import render_atom, render_rss
 from .items import FeedInfo, feed_items, xml_text
@@ -61,8 +61,8 @@ class _Publisher:
         self.report = PublishReport()
         self.names = {**store.category_names(), **config.categories}  # the config's names win
         self.source_urls = {s.name: s.url for s in config.sources}
-        self.counts = queries.category_counts(store)
-        self.tags = queries.tag_counts(store)
+        self.counts = store.category_counts()
+        self.tags = store.tag_counts()
 
     # -- writing -------------------------------------------------------------------------------
 

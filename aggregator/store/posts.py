@@ -232,3 +232,19 @@ class PostStore(Database):
             deleted = conn.execute("DELETE FROM posts WHERE date < ?", (cutoff,)).rowcount
         return int(deleted)
 
+    def category_counts(self) -> dict[str, int]:
+        """Category slug -> number of posts in it (one GROUP BY over the index table)."""
+        rows = self.conn.execute("SELECT slug, count(*) FROM post_categories GROUP BY slug")
+        return {slug: int(count) for slug, count in rows}
+
+    def tag_counts(self) -> dict[str, tuple[str, int]]:
+        """Tag slug -> (its name, number of posts with it), for every tag on at least one post."""
+        rows = self.conn.execute(
+            "SELECT post_tags.slug, coalesce(tags.name, post_tags.slug), count(*) FROM post_tags "
+            "LEFT JOIN tags ON tags.slug = post_tags.slug GROUP BY post_tags.slug"
+        )
+        return {slug: (name, int(count)) for slug, name, count in rows}
+
+    def post_ids(self) -> set[str]:
+        """The id of every stored post."""
+        return {row[0] for row in self.conn.execute("SELECT id FROM posts")}
