@@ -31,5 +31,12 @@ class Metrics:
             "aggregator_publish_duration_seconds", "Time to republish changed output", registry=self.registry
         )
 
+        self.poll_lateness = Histogram(
+            "aggregator_poll_lateness_seconds",
+            "How late polls start against their due time",
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+        )
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -92,6 +92,7 @@ class Daemon:
         self._pending: dict[str, set[str]] = {"categories": set(), "tags": set(), "posts": set()}
         self.last_publish: datetime | None = None
         self.summary: dict[str, tuple[str, int, bool]] = {}  # name -> (result, failures, gone)
+        self._due: dict[str, datetime] = {}  # name -> when its poll was due (for lateness)
         self.config.site.output_dir.mkdir(parents=True, exist_ok=True)
         app = StaticSite(self.config.site.output_dir, health=self.health, metrics=self.metrics.render)
         self.server = FeedServer(
@@ -183,6 +184,7 @@ class Daemon:
                 LOG.info("source %s is no longer polled", job.id[7:])
 
     def _reschedule(self, name: str, when: datetime) -> None:
+        self._due[name] = when
         self.scheduler.add_job(
             self._poll, args=[name], id=f"source:{name}", name=name, next_run_time=when, replace_existing=True
         )
@@ -193,6 +195,9 @@ class Daemon:
             source = config.source(name)
         except KeyError:
             return
+        due = self._due.get(name)
+        if due is not None:
+            self.metrics.poll_lateness.observe(max(0.0, (datetime.now(UTC) - due).total_seconds()))
         with self._inflight_cond:
             self._inflight += 1
         try:

@@ -149,6 +149,7 @@ def test_healthz_and_metrics(server: FeedServer, tmp_path: Path, start_daemon: A
     assert "aggregator_fetch_duration_seconds_bucket" in metrics
     assert 'aggregator_source_last_success_timestamp_seconds{source="good"}' in metrics
     assert "aggregator_publish_duration_seconds_count" in metrics
+    assert "aggregator_poll_lateness_seconds_bucket" in metrics
     assert "aggregator_posts_new_total 1.0" in metrics
     assert daemon.stop() == 0
 
