@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .cli_common import FORMAT, Context, err, handle_errors, pass_ctx, print_table
 from .config import Config, config_warnings
-from .errors import ConfigError
+from .errors import ConfigError, PublishError
 from .models import SourceOutcome
 from .pipeline import fetch_sources
 from .publish import publish_changed
@@ -96,11 +96,15 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
         total = len(sources if sources is not None else [s for s in config.sources if s.enabled])
         with _progress(total) as advance:
             report = fetch_sources(config, store, sources, workers=workers, progress=advance)
+        publish_error = ""
         if report.changed_post_ids:
-            published = publish_changed(
-                config, store, report.changed_categories, report.changed_tags, report.changed_post_ids
-            )
-            click.echo(f"published: {published.summary()}")
+            try:
+                published = publish_changed(
+                    config, store, report.changed_categories, report.changed_tags, report.changed_post_ids
+                )
+                click.echo(f"published: {published.summary()}")
+            except PublishError as exc:
+                publish_error = f"error: {exc}; the posts are stored: run `aggregator build` once it is fixed"
     for outcome in report.failed:
         click.echo(f"failed: {outcome.source}: {outcome.error}", err=True)
     for outcome in report.outcomes:
@@ -111,7 +115,9 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
         f"{len(report.outcomes)} sources: {report.count('ok')} ok, {report.count('not-modified')} not modified, "
         f"{len(report.failed)} failed; posts: {report.new} new, {report.updated} updated"
     )
-    sys.exit(1 if report.failed else 0)
+    if publish_error:
+        click.echo(publish_error, err=True)
+    sys.exit(1 if report.failed or publish_error else 0)
 
 
 class _progress:

@@ -30,3 +30,8 @@ class ParseError(AggregatorError):
 
 class StoreError(AggregatorError):
     """The database cannot be opened or written (names the path)."""
+
+
+class PublishError(AggregatorError, OSError):
+    """An output file or folder cannot be written (names the path). An OSError too, so code that
+    guards against a full disk or a read-only folder catches it."""

@@ -34,7 +34,10 @@ def read_date(raw: str, parsed: datetime | None, zone: ZoneInfo) -> datetime | N
     if parsed is None:
         return None
     if raw and not _HAS_ZONE.search(raw.strip()):
-        return parsed.replace(tzinfo=zone).astimezone(UTC)
+        try:
+            return parsed.replace(tzinfo=zone).astimezone(UTC)
+        except (OverflowError, ValueError):  # year 1 in a zone ahead of UTC: no such instant
+            return None
     return parsed
 
 
@@ -79,13 +82,18 @@ class Normaliser:
         self.source = source
         self.fetched_at = fetched_at
         self.zone = source.timezone or config.site.timezone
+        self.skipped: list[str] = []
 
     def posts(self, feed: ParsedFeed) -> list[Post]:
         """Posts of a feed, newest first, at most `max_entries`, without duplicate ids."""
         seen: set[str] = set()
         posts = []
         for entry in feed.entries:
-            post = self.post(entry, feed)
+            try:
+                post = self.post(entry, feed)
+            except (OverflowError, ValueError) as exc:  # one bad entry must not sink the batch
+                self.skipped.append(f"{entry.guid or entry.link or entry.title[:60]}: {exc}")
+                continue
             if post is not None and post.id not in seen:
                 seen.add(post.id)
                 posts.append(post)
@@ -95,8 +103,8 @@ class Normaliser:
     def post(self, entry: RawEntry, feed: ParsedFeed) -> Post | None:
         """The Post of one entry, or None when the source's include/exclude filters drop it."""
         feed_base = absolute_url(feed.link, self.source.url) or self.source.url
-        guid = entry.guid[:MAX_GUID_LENGTH]
-        link = absolute_url(entry.link, feed_base) or absolute_url(guid, "")
+        guid = entry.guid[:MAX_GUID_LENGTH]  # the stored guid is cut; the id comes from all of it
+        link = absolute_url(entry.link, feed_base) or absolute_url(entry.guid, "")
         base = link or feed_base
         content = sanitise_html(entry.content or entry.summary, base)
         summary = sanitise_html(entry.summary, base) if entry.summary else ""
@@ -120,7 +128,7 @@ class Normaliser:
         )
         updated = read_date(entry.updated_raw, entry.updated, self.zone)
         post = Post(
-            id=post_id(self.source.name, guid or link or hashlib.sha256((title + content).encode()).hexdigest()),
+            id=post_id(self.source.name, entry.guid or link or hashlib.sha256((title + content).encode()).hexdigest()),
             source=self.source.name,
             title=title,
             link=link,

@@ -24,6 +24,10 @@ _XML_DECL = re.compile(rb"^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "x-gbk", "cp936", "euc-cn", "gb_2312-80", "csgb2312"}
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
+_ENTITY = re.compile(rb"<!ENTITY\s+%?\s*([^\s>]+)\s+([^>]*)>", re.IGNORECASE)
+_CHAR_REF = re.compile(rb"&#(?:[0-9]+|x[0-9a-fA-F]+);")
+MAX_ENTITIES = 50
+MAX_ENTITY_LENGTH = 40
 
 
 def declared_encoding(body: bytes, content_type: str) -> str:
@@ -57,6 +61,29 @@ def prepare_body(body: bytes, headers: dict[str, str], forced_encoding: str = ""
         mime = content_type.split(";")[0].strip() or "application/xml"
         kept = {"content-type": f"{mime}; charset=utf-8"}
     return body, kept
+
+
+def refuse_entity_declarations(body: bytes) -> None:
+    """Refuse a document whose prolog declares entities beyond a few short literals.
+
+    Entity expansion ("billion laughs", quadratic blow-up) and external entities are attacks, not
+    feeds: feedparser would strip them and fall back to its loose parser, which looks like success.
+    """
+    start = body.find(b"<!DOCTYPE", 0, 4096)
+    if start < 0:
+        start = body.find(b"<!doctype", 0, 4096)
+    if start < 0:
+        return
+    end = body.find(b"]>", start)
+    subset = body[start : end if end > 0 else start + 65536]
+    declarations = _ENTITY.findall(subset)
+    if len(declarations) > MAX_ENTITIES:
+        raise ParseError(f"refused: the document declares {len(declarations)} XML entities")
+    for name, value in declarations:
+        literal = _CHAR_REF.sub(b"", value)
+        if len(value) > MAX_ENTITY_LENGTH or re.search(rb"[&%]|SYSTEM|PUBLIC", literal):
+            raise ParseError(f"refused: XML entity {name.decode('ascii', 'replace')!r} is external, "
+                             "nested or too long (entity expansion or XXE attack)")
 
 
 def _as_datetime(parsed: Any) -> datetime | None:
@@ -116,9 +143,13 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
         raise ParseError("empty response body")
     if looks_like_json(body, headers.get("content-type", "")):
         return parse_json_feed(body)
+    refuse_entity_declarations(body)
     data, kept = prepare_body(body, headers, encoding)
     result = feedparser.parse(data, response_headers=kept, sanitize_html=False, resolve_relative_uris=False)
     problem = result.get("bozo_exception")
+    if isinstance(problem, feedparser.CharacterEncodingOverride) and not encoding:
+        raise ParseError(f"the bytes are not valid in the declared encoding ({problem}); "
+                         "set encoding: for this source if the feed is otherwise right")
     warning = f"{type(problem).__name__}: {problem}".splitlines()[0][:300] if result.get("bozo") and problem else ""
     feed = result.get("feed") or {}
     if not result.entries and not result.get("version"):

@@ -19,7 +19,7 @@ from .config import Config, Source
 from .errors import AggregatorError, FetchError
 from .fetch import FetchLimits, HostLimits, fetch_url, make_session
 from .models import FetchResult, Post, SourceOutcome
-from .normalise import normalise_feed
+from .normalise import Normaliser
 from .parse import parse_feed
 from .store import SourceState, Store, to_db_time
 
@@ -106,7 +106,8 @@ def retrieve(
         return Retrieved(outcome, response=response)
     try:
         feed = parse_feed(response.body, response.headers, source.encoding)
-        posts = normalise_feed(config, source, feed, now)
+        normaliser = Normaliser(config, source, now)
+        posts = normaliser.posts(feed)
     except AggregatorError as exc:
         outcome.error = str(exc)
         return Retrieved(outcome, response=response)
@@ -114,7 +115,8 @@ def retrieve(
         outcome.error = f"cannot parse: {type(exc).__name__}: {exc}"[:300]
         return Retrieved(outcome, response=response)
     outcome.result = "ok"
-    outcome.warning = feed.warning
+    skipped = f"{len(normaliser.skipped)} entries skipped, e.g. {normaliser.skipped[0]}" if normaliser.skipped else ""
+    outcome.warning = "; ".join(w for w in (feed.warning, skipped) if w)[:500]
     return Retrieved(outcome, posts, response)
 
 

@@ -213,8 +213,8 @@ class FeedServer:
             port=port,
             threads=threads,
             ident="aggregator",
-            channel_timeout=30,
-            connection_limit=200,
+            channel_timeout=15,
+            connection_limit=1000,
             cleanup_interval=10,
         )
         self.thread = threading.Thread(target=self._run, name="http", daemon=True)

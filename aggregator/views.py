@@ -6,13 +6,14 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from .config import Config
+from .dates import local_time
 from .models import Post
 from .store import SourceState
 
 
 def local_iso(when: datetime | None, zone: tzinfo) -> str | None:
     """ISO 8601 in the site's zone, e.g. 2022-03-28T22:51:22+08:00."""
-    return when.astimezone(zone).replace(microsecond=0).isoformat() if when else None
+    return local_time(when, zone).replace(microsecond=0).isoformat() if when else None
 
 
 def post_json(post: Post, zone: tzinfo) -> dict[str, Any]:

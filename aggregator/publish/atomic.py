@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import AggregatorError
+from ..errors import AggregatorError, PublishError
 
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
 FILE_MODE = 0o644
 
 
@@ -49,12 +53,22 @@ def write_if_changed(path: Path, data: bytes, *, fsync: bool = True) -> bool:
     """
     path = Path(path)
     try:
+        return _write_if_changed(path, data, fsync)
+    except PublishError:
+        raise
+    except OSError as exc:
+        raise PublishError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _write_if_changed(path: Path, data: bytes, fsync: bool) -> bool:
+    try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the writer's pid in the name lets a later sweep tell a dead writer's leftovers from live writes
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -76,6 +90,41 @@ def remove_file(path: Path) -> bool:
         path.unlink()
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        raise PublishError(f"cannot remove {path}: {exc.strerror or exc}") from exc
     with contextlib.suppress(OSError):
         path.parent.rmdir()
+    return True
+
+
+def sweep_temp_files(root: Path, older_than: float = 600.0) -> list[Path]:
+    """Remove temporary files a killed write left behind (`.NAME.PID.XXXXXXXX.tmp`) under `root`.
+
+    A file goes when the process that wrote it is gone, or when it is older than `older_than`
+    seconds; a write in progress in a live process is never touched.
+    """
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    cutoff = time.time() - older_than
+    for path in root.rglob(f".*{TEMP_SUFFIX}"):
+        match = _TEMP_NAME.match(path.name)
+        if match is None:
+            continue
+        with contextlib.suppress(OSError):
+            if not _alive(int(match.group(1))) or path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
     return True

@@ -23,6 +23,7 @@ from feedgen.ext.base import BaseEntryExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
+from ..dates import local_time
 from .items import FeedInfo, FeedItem, feed_updated
 
 GENERATOR = "aggregator"
@@ -41,7 +42,7 @@ def render_rss(info: FeedInfo, items: Sequence[FeedItem]) -> bytes:
     fg.language(info.language)
     fg.ttl(info.ttl_minutes)
     fg.generator(GENERATOR)
-    fg.lastBuildDate(feed_updated(items).astimezone(info.zone))
+    fg.lastBuildDate(local_time(feed_updated(items), info.zone))
     for item in items:
         _rss_item(fg.add_entry(order="append"), item)
     return _with_hub(bytes(fg.rss_str(pretty=True)), info.hub_url)
@@ -90,7 +91,7 @@ def render_atom(info: FeedInfo, items: Sequence[FeedItem]) -> bytes:
     fg.author(name=info.author_name, uri=info.author_url)  # covers entries without an author
     fg.language(info.language)
     fg.generator(GENERATOR, uri=GENERATOR_URI)
-    fg.updated(feed_updated(items).astimezone(info.zone))
+    fg.updated(local_time(feed_updated(items), info.zone))
     for item in items:
         _atom_entry(fg.add_entry(order="append"), item)
     return bytes(fg.atom_str(pretty=True))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 
+from ..dates import local_time
 from ..models import Enclosure, Post
 
 #: the `updated` of a feed with no posts: fixed, so an empty feed is the same bytes every build
@@ -103,8 +104,8 @@ def _names(post: Post, category_names: Mapping[str, str]) -> tuple[str, ...]:
 
 def feed_item(post: Post, zone: tzinfo, category_names: Mapping[str, str], source_urls: Mapping[str, str]) -> FeedItem:
     """The FeedItem of one post, dates in the site's zone."""
-    published = post.date.astimezone(zone)
-    updated = max(post.updated, post.date).astimezone(zone) if post.updated else published
+    published = local_time(post.date, zone)
+    updated = local_time(max(post.updated, post.date), zone) if post.updated else published
     content = post.content or post.summary or _escape(post.title)
     return FeedItem(
         guid=xml_text(post.guid.strip()) or post.id,

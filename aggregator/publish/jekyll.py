@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 import yaml
 
 from ..config import Config
+from ..dates import local_time
 from ..models import Post
 from .atomic import inside, write_if_changed
 
@@ -134,18 +135,18 @@ def _autolink(url: str) -> str:
 
 def render_post(post: Post, settings: JekyllSettings) -> bytes:
     """The Markdown file of one post, byte for byte in the old site's layout (no final newline)."""
-    local = post.date.astimezone(settings.zone)
+    local = local_time(post.date, settings.zone)
     slug = post.categories[0] if post.categories else ""
     lines = [
         "---",
         "layout: post",
-        f"title: {yaml_quote(post.title)}",
+        f"title: {yaml_quote(_inert_title(post.title))}",
         f"date: {local.strftime('%Y-%m-%d %H:%M:%S %z')}",
         f"categories: {yaml_scalar(slug) if slug else '[]'}",
         f"tags: {yaml_tags(post.tags)}",
         "---",
     ]
-    body = "\n".join(lines) + "\n" + (post.content or post.summary)
+    body = "\n".join(lines) + "\n" + _inert_body(post.content or post.summary)
     if post.link:
         body += f"\n\n<{_autolink(post.link)}>"
     home = f"[{_link_text(settings.back_to_home)}]({settings.base})"
@@ -157,8 +158,26 @@ def render_post(post: Post, settings: JekyllSettings) -> bytes:
     return (body + "\n\n" + home).encode("utf-8")
 
 
+def _inert_title(title: str) -> str:
+    """Layouts often insert `{{ page.title }}` unescaped: a title's `<` and `>` must not become tags."""
+    return title.replace("<", "&lt;").replace(">", "&gt;")
+
+
+_INERT = str.maketrans({"{": "&#123;", "[": "&#91;", "]": "&#93;"})
+
+
+def _inert_body(html: str) -> str:
+    """Sanitised HTML that Jekyll's Liquid and kramdown passes cannot turn live again.
+
+    Jekyll runs Liquid on the body (`{{ }}`/`{% %}` would run, and one unbalanced tag breaks the
+    whole build) and kramdown turns text like `[x](javascript:...)` into links. Written as character
+    references, `{`, `[` and `]` display the same in HTML but mean nothing to either.
+    """
+    return html.translate(_INERT)
+
+
 def file_name(post: Post, zone: tzinfo) -> str:
-    return f"{post.date.astimezone(zone).strftime('%Y-%m-%d')}-{post.id}.md"
+    return f"{local_time(post.date, zone).strftime('%Y-%m-%d')}-{post.id}.md"
 
 
 def _existing(settings: JekyllSettings) -> dict[str, list[Path]]:
@@ -182,7 +201,7 @@ def export_posts(posts: Iterable[Post], settings: JekyllSettings, report: Jekyll
         if not _SAFE_ID.match(post.id):
             report.skipped.append(post.id)
             continue
-        local_day = post.date.astimezone(settings.zone).date()
+        local_day = local_time(post.date, settings.zone).date()
         folder = ARCHIVE if local_day < settings.archive_before else POSTS
         target = inside(settings.dir, folder, file_name(post, settings.zone))
         data = render_post(post, settings)

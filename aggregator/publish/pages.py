@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..config import Site
+from ..dates import local_time
 from ..models import Post
 
 LABELS = {
@@ -83,7 +84,7 @@ def safe_href(url: str) -> str:
 
 def post_view(post: Post, site: Site) -> PostView:
     """What a page needs of a post, its date in the site's zone."""
-    local = post.date.astimezone(site.timezone)
+    local = local_time(post.date, site.timezone)
     return PostView(
         title=post.title,
         link=safe_href(post.link),

@@ -8,20 +8,22 @@ per-output functions, so the incremental path gives the same bytes as a full bui
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..config import Config
-from ..errors import AggregatorError
+from ..errors import AggregatorError, PublishError
 from ..models import Post
 from ..store import Store
 from . import jekyll
-from .atomic import inside, remove_file, write_if_changed
+from .atomic import inside, remove_file, sweep_temp_files, write_if_changed
 from .feeds import render_atom, render_rss
 from .items import FeedInfo, feed_items, xml_text
 from .jsonfeed import render_json
@@ -222,6 +224,25 @@ class _Publisher:
         self.report.warnings += [f"skipped Jekyll export of post with unsafe id {i!r}" for i in result.skipped]
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _publish_errors(func: F) -> F:
+    """Any OSError while writing output becomes a PublishError naming the path."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PublishError:
+            raise
+        except OSError as exc:
+            raise PublishError(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_publish_errors
 def build_site(config: Config, store: Store, category: str | None = None, now: datetime | None = None) -> PublishReport:
     """Rebuild every output (or only one category's) from the database; return what changed.
 
@@ -241,6 +262,9 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
         publisher.opml()
         publisher.jekyll_all(store.posts(category=category, limit=None))
         return publisher.report
+    sweep_temp_files(config.site.output_dir)  # left behind by a process killed mid-write
+    if config.jekyll is not None:
+        sweep_temp_files(config.jekyll.dir)
     deleted = 0
     if config.site.retention_days:
         cutoff = (now or datetime.now(UTC)) - timedelta(days=config.site.retention_days)
@@ -262,6 +286,7 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
     return publisher.report
 
 
+@_publish_errors
 def publish_changed(
     config: Config, store: Store, categories: set[str], tags: set[str], post_ids: list[str],
     now: datetime | None = None,
