@@ -135,7 +135,6 @@ class StaticSite:
     def _file(self, environ: dict[str, Any], start_response: StartResponse, path: Path) -> Iterable[bytes]:
         try:
             stat = path.stat()
-            data = path.read_bytes()
         except OSError:
             return self._plain(
                 start_response, "404 Not Found", NOT_FOUND, [("Content-Type", "text/html; charset=utf-8")]
@@ -154,8 +153,15 @@ class StaticSite:
             etag = etag[:-1] + '-gz"'  # the gzip body is a different representation
         headers.append(("ETag", etag))
         if self._not_modified(environ, etag, stat.st_mtime):
-            start_response("304 Not Modified", headers)
-            return [b""]
+            # no file read; Content-Length 0 keeps the connection open for the next request
+            start_response("304 Not Modified", [*headers, ("Content-Length", "0")])
+            return []
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return self._plain(
+                start_response, "404 Not Found", NOT_FOUND, [("Content-Type", "text/html; charset=utf-8")]
+            )
         if compress:
             data = self._gzipped(path, (stat.st_size, stat.st_mtime_ns), data)
             headers.append(("Content-Encoding", "gzip"))
