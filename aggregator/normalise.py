@@ -144,6 +144,7 @@ class Normaliser:
             dated=date is not None,
         )
         post.content_hash = content_hash(post)
+        post.text = summary_text + " " + text
         return post
 
     def _clamp(self, when: datetime | None) -> datetime:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 
-_HAN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef])")
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]+")
+
+
+def _spaced(match: re.Match[str]) -> str:
+    return " " + " ".join(match.group()) + " "
 
 
 def fts_text(text: str) -> str:
-    """`text` with a space around every Han character."""
-    return _HAN.sub(r" \1 ", text)
+    """`text` with a space around every Han character (one regex match per run of them)."""
+    return _HAN_RUN.sub(_spaced, text)
 
 
 def fts_query(query: str) -> str:

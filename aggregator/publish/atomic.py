@@ -45,11 +45,14 @@ def _resolved(root: Path) -> Path:
     return root.resolve()
 
 
-def write_if_changed(path: Path, data: bytes, *, fsync: bool = True) -> bool:
+def write_if_changed(path: Path, data: bytes, *, fsync: bool = False) -> bool:
     """Write `data` to `path` atomically unless it already holds exactly these bytes.
 
     Returns True when the file was (re)written. The temporary file lives in the target's folder
-    so the final rename never crosses file systems; it is removed if anything fails.
+    so the final rename never crosses file systems; it is removed if anything fails. The rename
+    alone keeps readers from ever seeing half a file, even if we are killed; `fsync` (off by
+    default) would also survive a power cut, at the price of a disk flush per file. Every output
+    can be rebuilt from the database, which is the durable copy.
     """
     path = Path(path)
     try:

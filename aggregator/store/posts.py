@@ -26,31 +26,24 @@ class PostStore(Database):
         now = now or datetime.now(UTC)
         result = StoreResult()
         with self.transaction() as conn:
+            known = _Known(conn, posts)
             for post in posts:
-                self._store_one(conn, post, now, result, full_text)
+                self._store_one(conn, post, now, result, full_text, known)
             for slug in result.categories:
                 name = category_names.get(slug, slug)
                 conn.execute("INSERT OR IGNORE INTO categories(slug, name) VALUES (?, ?)", (slug, name))
         return result
 
     def _store_one(
-        self, conn: sqlite3.Connection, post: Post, now: datetime, result: StoreResult, full_text: bool
+        self, conn: sqlite3.Connection, post: Post, now: datetime, result: StoreResult, full_text: bool,
+        known: _Known,
     ) -> None:
-        row = conn.execute(
-            "SELECT num, content_hash, date, updated, categories, tags, link, article_status, content "
-            "FROM posts WHERE id = ?",
-            (post.id,),
-        ).fetchone()
+        row = known.rows.get(post.id)
         link_key = canonical_link(post.link) if post.link else ""
-        if row is None and link_key:
-            twin = conn.execute(
-                "SELECT num, content_hash, date, updated, categories, tags FROM posts "
-                "WHERE link_key = ? AND source != ? LIMIT 1",
-                (link_key, post.source),
-            ).fetchone()
-            if twin is not None:
-                self._merge_twin(conn, twin, post, result)
-                return
+        twin = known.twin(post, link_key) if row is None and link_key else None
+        if twin is not None:
+            self._merge_twin(conn, twin, post, result, known)
+            return
         if row is None:
             values = self._values(post, link_key)
             if full_text and post.link:
@@ -62,6 +55,12 @@ class PostStore(Database):
             )
             num = int(cursor.lastrowid or 0)
             result.new += 1
+            known.rows[post.id] = (num, post.content_hash, values["date"], values["updated"], values["categories"],
+                                   values["tags"], post.link, values.get("article_status", ""), values["content"])
+            if link_key:
+                twin_row = (num, post.content_hash, values["date"], values["updated"], values["categories"],
+                            values["tags"], post.id)
+                known.inserted.setdefault(link_key, (twin_row, post.source))
         else:
             num, old_hash, old_date, old_updated = row[0], row[1], row[2], row[3]
             if old_hash == post.content_hash:
@@ -82,51 +81,62 @@ class PostStore(Database):
             result.updated += 1
             result.categories.update(json.loads(row[4]))
             result.tags.update(slugify(t) for t in json.loads(row[5]))
-        date = conn.execute("SELECT date FROM posts WHERE num = ?", (num,)).fetchone()[0]
-        self._index(conn, num, date, post.categories, post.tags)
+        self._index(conn, num, values["date"], post.categories, post.tags, known, fresh=row is None)
+        body = post.text if values["content"] == post.content and post.text else (
+            plain_text(post.summary) + " " + plain_text(values["content"])
+        )
         conn.execute(
-            "INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)",
-            (num, fts_text(post.title), fts_text(plain_text(post.summary) + " " + plain_text(values["content"]))),
+            "INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)", (num, fts_text(post.title), fts_text(body))
         )
         result.post_ids.append(post.id)
         result.categories.update(post.categories)
         result.tags.update(slugify(t) for t in post.tags)
 
-    def _merge_twin(self, conn: sqlite3.Connection, twin: Any, post: Post, result: StoreResult) -> None:
+    def _merge_twin(self, conn: sqlite3.Connection, twin: Any, post: Post, result: StoreResult, known: _Known) -> None:
         """The same article from another source: add this source's categories and tags to it."""
-        num, date = twin[0], twin[2]
+        num, date, post_id = twin[0], twin[2], twin[6]
         categories = json.loads(twin[4])
         tags = json.loads(twin[5])
-        known = {t.casefold() for t in tags}
+        seen = {t.casefold() for t in tags}
         new_categories = [c for c in post.categories if c not in categories]
-        new_tags = [t for t in post.tags if t.casefold() not in known]
+        new_tags = [t for t in post.tags if t.casefold() not in seen]
         if not new_categories and not new_tags:
             return
         categories += new_categories
         tags += new_tags
-        conn.execute(
-            "UPDATE posts SET categories = ?, tags = ? WHERE num = ?",
-            (json.dumps(categories, ensure_ascii=False), json.dumps(tags, ensure_ascii=False), num),
-        )
-        self._index(conn, num, date, categories, tags)
-        post_id = conn.execute("SELECT id FROM posts WHERE num = ?", (num,)).fetchone()[0]
+        as_json = json.dumps(categories, ensure_ascii=False), json.dumps(tags, ensure_ascii=False)
+        conn.execute("UPDATE posts SET categories = ?, tags = ? WHERE num = ?", (*as_json, num))
+        key = canonical_link(post.link)
+        if key in known.twins:
+            known.twins[key] = (*twin[:4], *as_json, post_id)
+        else:
+            known.inserted[key] = ((*twin[:4], *as_json, post_id), known.inserted[key][1])
+        self._index(conn, num, date, categories, tags, known)
         result.updated += 1
         result.post_ids.append(post_id)
         result.categories.update(categories)
         result.tags.update(slugify(t) for t in tags)
 
     @staticmethod
-    def _index(conn: sqlite3.Connection, num: int, date: str, categories: list[str], tags: list[str]) -> None:
-        conn.execute("DELETE FROM post_categories WHERE post = ?", (num,))
-        conn.execute("DELETE FROM post_tags WHERE post = ?", (num,))
+    def _index(
+        conn: sqlite3.Connection, num: int, date: str, categories: list[str], tags: list[str], known: _Known,
+        fresh: bool = False,
+    ) -> None:
+        if not fresh:  # a new post has no index rows yet
+            conn.execute("DELETE FROM post_categories WHERE post = ?", (num,))
+            conn.execute("DELETE FROM post_tags WHERE post = ?", (num,))
         conn.executemany(
             "INSERT OR IGNORE INTO post_categories(slug, post, date) VALUES (?, ?, ?)",
             [(slug, num, date) for slug in categories],
         )
+        rows = []
         for tag in tags:
             slug = slugify(tag)
-            conn.execute("INSERT OR IGNORE INTO tags(slug, name) VALUES (?, ?)", (slug, tag))
-            conn.execute("INSERT OR IGNORE INTO post_tags(slug, post, date) VALUES (?, ?, ?)", (slug, num, date))
+            if slug not in known.tags:
+                conn.execute("INSERT OR IGNORE INTO tags(slug, name) VALUES (?, ?)", (slug, tag))
+                known.tags.add(slug)
+            rows.append((slug, num, date))
+        conn.executemany("INSERT OR IGNORE INTO post_tags(slug, post, date) VALUES (?, ?, ?)", rows)
 
     @staticmethod
     def _values(post: Post, link_key: str) -> dict[str, Any]:
@@ -248,3 +258,44 @@ class PostStore(Database):
     def post_ids(self) -> set[str]:
         """The id of every stored post."""
         return {row[0] for row in self.conn.execute("SELECT id FROM posts")}
+
+
+class _Known:
+    """What the database already holds for one batch, read with a few IN queries instead of two
+    look-ups per post: rows by id, twins (same link, another source) by link key, and tag slugs."""
+
+    CHUNK = 500
+
+    def __init__(self, conn: sqlite3.Connection, posts: list[Post]):
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        self.twins: dict[str, tuple[Any, ...]] = {}
+        self.tags: set[str] = set()
+        self.inserted: dict[str, tuple[tuple[Any, ...], str]] = {}  # link key -> (twin row, source)
+        ids = [p.id for p in posts]
+        for chunk in _chunks(ids, self.CHUNK):
+            for row in conn.execute(
+                "SELECT id, num, content_hash, date, updated, categories, tags, link, article_status, content "
+                f"FROM posts WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ):
+                self.rows[row[0]] = tuple(row[1:])
+        wanted = {canonical_link(p.link): p.source for p in posts if p.link and p.id not in self.rows}
+        for chunk in _chunks(list(wanted), self.CHUNK):
+            for row in conn.execute(
+                "SELECT link_key, source, num, content_hash, date, updated, categories, tags, id FROM posts "
+                f"WHERE link_key IN ({', '.join('?' * len(chunk))}) ORDER BY num",
+                chunk,
+            ):
+                if row[1] != wanted[row[0]] and row[0] not in self.twins:
+                    self.twins[row[0]] = tuple(row[2:])
+
+    def twin(self, post: Post, link_key: str) -> tuple[Any, ...] | None:
+        """The stored post (from another source) with the same link, if any."""
+        twin = self.twins.get(link_key)
+        if twin is None and link_key in self.inserted and self.inserted[link_key][1] != post.source:
+            twin = self.inserted[link_key][0]
+        return twin
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
