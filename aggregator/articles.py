@@ -15,12 +15,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .article import decode_page, extract_article
 from .config import Source
 from .errors import FetchError
 from .fetch import FetchLimits, HostLimits, fetch_url
-from .sanitise import sanitise_html
 from .store import Store, StoreResult
+from .workers import CpuPool, extract_job
 
 
 @dataclass
@@ -48,9 +47,9 @@ def owed_articles(store: Store, source: Source) -> list[tuple[str, str]]:
 
 def fetch_article(
     session: requests.Session, source: Source, post_id: str, link: str, limits: FetchLimits,
-    hosts: HostLimits | None = None,
+    hosts: HostLimits | None = None, cpu: CpuPool | None = None,
 ) -> Article:
-    """Fetch and extract one article (thread-safe, no database)."""
+    """Fetch one article here and extract it in a worker process (thread-safe, no database)."""
     article = Article(post_id, link)
     own_host = urlsplit(link).hostname == source.host
     polite = hosts(urlsplit(link).hostname or "") if hosts is not None else nullcontext()
@@ -63,9 +62,8 @@ def fetch_article(
     except FetchError as exc:
         article.error = str(exc)
         return article
-    page = decode_page(response.body or b"", response.headers.get("content-type", ""))
-    html = extract_article(page, source.full_text_selector)
-    article.content = sanitise_html(html, response.url) if html else ""
+    job = (response.body or b"", response.headers.get("content-type", ""), response.url, source.full_text_selector)
+    article.content = cpu.run(extract_job, *job) if cpu is not None else extract_job(*job)
     if not article.content:
         article.error = "no article text found on the page"
     return article
@@ -73,9 +71,9 @@ def fetch_article(
 
 def fetch_articles(
     session: requests.Session, source: Source, owed: list[tuple[str, str]], limits: FetchLimits,
-    hosts: HostLimits | None = None,
+    hosts: HostLimits | None = None, cpu: CpuPool | None = None,
 ) -> list[Article]:
-    return [fetch_article(session, source, post_id, link, limits, hosts) for post_id, link in owed]
+    return [fetch_article(session, source, post_id, link, limits, hosts, cpu) for post_id, link in owed]
 
 
 def record_articles(

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .config import Config, Source
+from .config import Config, Rule, Source
 from .models import Enclosure, ParsedFeed, Post, RawEntry
 from .sanitise import absolute_url, excerpt, plain_text, sanitise_html
 
@@ -77,11 +77,11 @@ def _matches(patterns: Iterable[re.Pattern[str]], texts: list[str]) -> bool:
 class Normaliser:
     """Turns one source's raw entries into Posts under the config's rules."""
 
-    def __init__(self, config: Config, source: Source, fetched_at: datetime):
-        self.config = config
+    def __init__(self, source: Source, rules: Sequence[Rule], site_zone: ZoneInfo, fetched_at: datetime):
         self.source = source
+        self.rules = rules
         self.fetched_at = fetched_at
-        self.zone = source.timezone or config.site.timezone
+        self.zone = source.timezone or site_zone
         self.skipped: list[str] = []
 
     def posts(self, feed: ParsedFeed) -> list[Post]:
@@ -119,7 +119,7 @@ class Normaliser:
             return None
         categories = [c.slug for c in self.source.categories]
         tags = list(self.source.tags) + entry.tags
-        for rule in self.config.rules:
+        for rule in self.rules:
             if _matches([rule.match], [title, summary_text, *entry.tags]):
                 categories += [c.slug for c in rule.categories if c.slug not in categories]
                 tags += rule.tags
@@ -165,4 +165,4 @@ class Normaliser:
 
 def normalise_feed(config: Config, source: Source, feed: ParsedFeed, fetched_at: datetime | None = None) -> list[Post]:
     """All posts of a parsed feed for `source`, newest first."""
-    return Normaliser(config, source, fetched_at or datetime.now(UTC)).posts(feed)
+    return Normaliser(source, config.rules, config.site.timezone, fetched_at or datetime.now(UTC)).posts(feed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,12 +17,11 @@ import requests
 
 from .articles import Article, ArticleReport, fetch_articles, owed_articles, record_articles
 from .config import Config, Source
-from .errors import AggregatorError, FetchError
+from .errors import FetchError
 from .fetch import FetchLimits, HostLimits, fetch_url, make_session
 from .models import FetchResult, Post, SourceOutcome
-from .normalise import Normaliser
-from .parse import parse_feed
 from .store import SourceState, Store, to_db_time
+from .workers import CpuPool, ParseJob, parse_job, shared_pool
 
 
 @dataclass
@@ -81,19 +81,24 @@ def url_to_fetch(source: Source, state: SourceState) -> str:
 
 
 def retrieve(
-    config: Config, source: Source, state: SourceState, session: requests.Session, now: datetime | None = None
+    config: Config, source: Source, state: SourceState, session: requests.Session, now: datetime | None = None,
+    cpu: CpuPool | None = None,
+    hosts: HostLimits | None = None,
 ) -> Retrieved:
-    """Fetch, parse and normalise one source without touching the database (thread-safe)."""
+    """Fetch one source here (holding its host's slot only while downloading), then parse and
+    normalise it in a worker process (or here without `cpu`); touches no database, so any thread
+    may call it."""
     now = now or datetime.now(UTC)
     outcome = SourceOutcome(source=source.name, result="error")
     url = url_to_fetch(source, state)
     same_url = state.url == source.url
     try:
-        response = fetch_url(
-            session, url, etag=state.etag if same_url else "",
-            last_modified=state.last_modified if same_url else "", limits=limits_for(config, source),
-            headers=dict(source.headers), user_agent=source.user_agent, verify=source.verify_tls,
-        )
+        with hosts(source.host) if hosts is not None else nullcontext():
+            response = fetch_url(
+                session, url, etag=state.etag if same_url else "",
+                last_modified=state.last_modified if same_url else "", limits=limits_for(config, source),
+                headers=dict(source.headers), user_agent=source.user_agent, verify=source.verify_tls,
+            )
     except FetchError as exc:
         outcome.error, outcome.http_status, outcome.retry_after = str(exc), exc.status, exc.retry_after
         return Retrieved(outcome)
@@ -104,20 +109,14 @@ def retrieve(
     if response.not_modified or response.body is None:
         outcome.result = "not-modified"
         return Retrieved(outcome, response=response)
-    try:
-        feed = parse_feed(response.body, response.headers, source.encoding)
-        normaliser = Normaliser(config, source, now)
-        posts = normaliser.posts(feed)
-    except AggregatorError as exc:
-        outcome.error = str(exc)
-        return Retrieved(outcome, response=response)
-    except Exception as exc:  # a parser bug must not take the other sources down
-        outcome.error = f"cannot parse: {type(exc).__name__}: {exc}"[:300]
+    job = ParseJob(source, config.rules, config.site.timezone, response.body, response.headers, now)
+    parsed = (cpu or INLINE).run(parse_job, job)
+    if parsed.error:
+        outcome.error = parsed.error
         return Retrieved(outcome, response=response)
     outcome.result = "ok"
-    skipped = f"{len(normaliser.skipped)} entries skipped, e.g. {normaliser.skipped[0]}" if normaliser.skipped else ""
-    outcome.warning = "; ".join(w for w in (feed.warning, skipped) if w)[:500]
-    return Retrieved(outcome, posts, response)
+    outcome.warning = parsed.warning
+    return Retrieved(outcome, parsed.posts, response)
 
 
 def record(store: Store, config: Config, source: Source, retrieved: Retrieved, now: datetime) -> SourceOutcome:
@@ -155,6 +154,7 @@ def record(store: Store, config: Config, source: Source, retrieved: Retrieved, n
     return outcome
 
 
+INLINE = CpuPool(processes=0)
 ProgressCallback = Callable[[SourceOutcome], None]
 
 
@@ -176,6 +176,7 @@ def fetch_sources(
     workers: int | None = None,
     session: requests.Session | None = None,
     progress: ProgressCallback | None = None,
+    cpu: CpuPool | None = None,
 ) -> FetchReport:
     """Fetch every given (default: every enabled) source once, concurrently; store what changed.
 
@@ -186,16 +187,13 @@ def fetch_sources(
     workers = workers or config.defaults.workers
     session = session or make_session(pool_size=max(workers, 4))
     hosts = HostLimits(config.defaults.per_host)
+    cpu = cpu or shared_pool(config.defaults.processes)
     states = {s.name: store.source_state(s.name) for s in chosen}
     report = FetchReport()
     outcomes: dict[str, SourceOutcome] = {}
 
-    def polite_retrieve(source: Source) -> Retrieved:
-        with hosts(source.host):
-            return retrieve(config, source, states[source.name], session)
-
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        feeds = {pool.submit(polite_retrieve, s): s for s in chosen}
+        feeds = {pool.submit(retrieve, config, s, states[s.name], session, None, cpu, hosts): s for s in chosen}
         articles: dict[Future[list[Article]], Source] = {}
         pending: set[Future[Any]] = set(feeds)
         while pending:
@@ -207,7 +205,9 @@ def fetch_sources(
                     outcomes[source.name] = outcome
                     owed = owed_articles(store, source)
                     if owed:
-                        job = pool.submit(fetch_articles, session, source, owed, limits_for(config, source), hosts)
+                        job = pool.submit(
+                            fetch_articles, session, source, owed, limits_for(config, source), hosts, cpu
+                        )
                         articles[job] = source
                         pending.add(job)
                         continue

@@ -35,6 +35,7 @@ from .publish import PublishReport, build_site, publish_changed
 from .server import FeedServer, StaticSite
 from .store import Store, from_db_time, to_db_time
 from .websub import announce, changed_feed_urls
+from .workers import shared_pool
 
 LOG = logging.getLogger("aggregator.daemon")
 MAX_BACKOFF = 24 * 3600
@@ -79,6 +80,7 @@ class Daemon:
         self.metrics = Metrics()
         self.session = make_session(pool_size=max(self.config.defaults.workers, 4))
         self.hosts = HostLimits(self.config.defaults.per_host)
+        self.cpu = shared_pool(self.config.defaults.processes)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(self.config.defaults.workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -87,8 +89,11 @@ class Daemon:
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         self._inflight = 0
+        self._stopping = False
         self._inflight_cond = threading.Condition()
         self._pending_lock = threading.Lock()
+        self._publish_lock = threading.Lock()  # one publish at a time, and none after close
+        self._closed = False
         self._pending: dict[str, set[str]] = {"categories": set(), "tags": set(), "posts": set()}
         self.last_publish: datetime | None = None
         self.summary: dict[str, tuple[str, int, bool]] = {}  # name -> (result, failures, gone)
@@ -137,6 +142,7 @@ class Daemon:
         self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + self.grace
         with self._inflight_cond:
+            self._stopping = True  # a poll the scheduler already handed out does not start
             while self._inflight and time.monotonic() < deadline:
                 self._inflight_cond.wait(timeout=max(0.0, deadline - time.monotonic()))
             unfinished = self._inflight
@@ -146,9 +152,11 @@ class Daemon:
         if unfinished:
             LOG.warning("stopped with %d fetches unfinished after the grace period", unfinished)
             os._exit(0)  # the stuck threads must not hold the process; committed data is safe
-        with self.store_lock:
+        with self.store_lock, self._publish_lock:  # a publish still running finishes first
+            self._closed = True
             self.store.close()
-        self.publish_store.close()
+            self.publish_store.close()
+        self.cpu.shutdown()
         LOG.info("stopped")
 
     # -- scheduling ------------------------------------------------------------------------------
@@ -199,6 +207,8 @@ class Daemon:
         if due is not None:
             self.metrics.poll_lateness.observe(max(0.0, (datetime.now(UTC) - due).total_seconds()))
         with self._inflight_cond:
+            if self._stopping:
+                return
             self._inflight += 1
         try:
             self._poll_source(config, source)
@@ -213,10 +223,9 @@ class Daemon:
 
     def _poll_source(self, config: Config, source: Source) -> None:
         started = time.monotonic()
-        with self.hosts(source.host):
-            with self.store_lock:
-                state = self.store.source_state(source.name)
-            retrieved = retrieve(config, source, state, self.session)
+        with self.store_lock:
+            state = self.store.source_state(source.name)
+        retrieved = retrieve(config, source, state, self.session, None, self.cpu, self.hosts)
         now = datetime.now(UTC)
         with self.store_lock:
             outcome = record(self.store, config, source, retrieved, now)
@@ -227,7 +236,7 @@ class Daemon:
         with self.store_lock:
             owed = owed_articles(self.store, source)
         if owed:
-            articles = fetch_articles(self.session, source, owed, limits_for(config, source), self.hosts)
+            articles = fetch_articles(self.session, source, owed, limits_for(config, source), self.hosts, self.cpu)
             with self.store_lock:
                 add_articles(outcome, record_articles(self.store, source, articles))
         self.summary[source.name] = (outcome.result, state.failures, bool(state.gone))
@@ -293,6 +302,11 @@ class Daemon:
             )
 
     def _publish_pending(self) -> None:
+        with self._publish_lock:
+            if not self._closed:
+                self._publish_pending_now()
+
+    def _publish_pending_now(self) -> None:
         with self._pending_lock:
             pending = {k: set(v) for k, v in self._pending.items()}
             for value in self._pending.values():
@@ -314,6 +328,11 @@ class Daemon:
         self._published(started, report)
 
     def _publish_all(self) -> None:
+        with self._publish_lock:
+            if not self._closed:
+                self._publish_all_now()
+
+    def _publish_all_now(self) -> None:
         started = time.monotonic()
         try:
             report = build_site(self.config, self.publish_store)

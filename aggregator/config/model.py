@@ -46,6 +46,7 @@ class Defaults:
     max_body: int = 10 * 1024 * 1024
     per_host: int = 2
     max_entries: int = 1000
+    processes: int | None = None  # worker processes for parsing; None: one per CPU, 0: none
 
 
 @dataclass(frozen=True)

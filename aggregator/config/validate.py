@@ -39,7 +39,9 @@ SITE_KEYS = {
     "title", "url", "timezone", "output_dir", "database", "feed_size", "tag_feed_min",
     "retention_days", "description", "language", "websub_hub",
 }
-DEFAULTS_KEYS = {"interval", "workers", "timeout", "deadline", "max_body", "per_host", "max_entries"}
+DEFAULTS_KEYS = {
+    "interval", "workers", "timeout", "deadline", "max_body", "per_host", "max_entries", "processes",
+}
 SOURCE_KEYS = {
     "name", "url", "category", "slug", "tags", "interval", "timezone", "enabled", "include",
     "exclude", "encoding", "max_entries", "full_text", "full_text_max", "full_text_retries",
@@ -201,6 +203,7 @@ class _Validator:
             max_body=self.converted(node, "max_body", base.max_body, parse_size),
             per_host=self.number(node, "per_host", base.per_host, minimum=1),
             max_entries=self.number(node, "max_entries", base.max_entries, minimum=1),
+            processes=self.number(node, "processes", None, minimum=0),
         )
 
     def category(self, name: str, slug: str | None, line: int, seen: dict[str, tuple[str, int]]) -> Category:
