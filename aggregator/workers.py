@@ -14,6 +14,7 @@ import atexit
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -73,6 +74,26 @@ def extract_job(body: bytes, content_type: str, url: str, selector: str) -> str:
     return sanitise_html(html, url) if html else ""
 
 
+def _follow_parent(pid: int) -> None:
+    """Worker start-up: exit when the process that owns the pool is gone.
+
+    A worker's parent is the forkserver, and every worker holds both ends of the pool's queues, so
+    when the owner is killed (`kill -9`, OOM) nothing would ever tell the workers; this thread does.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
 class CpuPool:
     """A lazily started process pool (or inline execution with `processes=0`)."""
 
@@ -86,7 +107,9 @@ class CpuPool:
             if self._executor is None:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(["aggregator.workers"])
-                self._executor = ProcessPoolExecutor(self.processes, mp_context=context)
+                self._executor = ProcessPoolExecutor(
+                    self.processes, mp_context=context, initializer=_follow_parent, initargs=(os.getpid(),)
+                )
             return self._executor
 
     def submit(self, func: Callable[..., T], *args: Any) -> Future[T]:
