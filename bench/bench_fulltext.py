@@ -71,7 +71,8 @@ def feed_xml(port: int, feed: int, entries: int) -> bytes:
         f"<pubDate>Mon, 28 Mar 2022 {n % 24:02d}:00:00 +0800</pubDate><description>摘要 {feed}-{n}</description></item>"
         for n in range(entries)
     )
-    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>f{feed}</title>{items}</channel></rss>'.encode()
+    head = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>f{feed}</title>'
+    return (head + items + "</channel></rss>").encode()
 
 
 def serve(port_queue: multiprocessing.Queue, feeds: int, entries: int) -> None:
