@@ -11,7 +11,7 @@ import click
 
 from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_table
 from .logs import setup_logging
-from .views import status_rows
+from .views import source_rows
 
 LOG_LEVEL = click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
@@ -100,7 +100,7 @@ def status(ctx: Context, fmt: str) -> None:
       aggregator status --format json | jq '.[] | select(.state == "failing")'
     """
     with ctx.store() as store:
-        rows = status_rows(ctx.config, store.source_states())
+        rows = source_rows(ctx.config, store.source_states())
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return

@@ -35,36 +35,6 @@ def post_json(post: Post, zone: tzinfo) -> dict[str, Any]:
     }
 
 
-def source_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str, Any]]:
-    """One row per configured source: its settings and what its last fetch did."""
-    rows = []
-    for src in config.sources:
-        state = states.get(src.name) or SourceState(name=src.name)
-        fresh = state.url in ("", src.url)
-        rows.append(
-            {
-                "name": src.name,
-                "url": src.url,
-                "categories": [c.slug for c in src.categories],
-                "tags": list(src.tags),
-                "interval": src.interval,
-                "enabled": src.enabled,
-                "result": state.result if fresh else "",
-                "http_status": state.http_status if fresh else None,
-                "last_fetch": state.last_fetch if fresh else None,
-                "last_error": state.error if fresh else "",
-                "failures": state.failures,
-                "new": state.new,
-                "updated": state.updated,
-                "posts": state.posts,
-                "moved_to": state.moved_to if fresh else "",
-                "warning": state.warning,
-                "article_error": state.article_error if fresh else "",
-            }
-        )
-    return rows
-
-
 def source_status(enabled: bool, state: SourceState, url: str) -> str:
     """One word for a source: ok, failing, gone, moved, waiting or disabled."""
     fresh = state.url in ("", url)
@@ -79,8 +49,9 @@ def source_status(enabled: bool, state: SourceState, url: str) -> str:
     return "failing" if state.failures else "ok"
 
 
-def status_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str, Any]]:
-    """What `aggregator status` shows per source."""
+def source_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str, Any]]:
+    """One row per configured source, for `sources list` and `status`: its settings, its state word
+    and what its last fetch did. State recorded for an older URL of the source does not count."""
     rows = []
     for src in config.sources:
         state = states.get(src.name) or SourceState(name=src.name)
@@ -90,16 +61,24 @@ def status_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str
                 "name": src.name,
                 "url": src.url,
                 "category": ",".join(c.slug for c in src.categories),
+                "categories": [c.slug for c in src.categories],
+                "tags": list(src.tags),
+                "interval": src.interval,
+                "enabled": src.enabled,
                 "state": source_status(src.enabled, state, src.url),
+                "result": state.result if fresh else "",
                 "http_status": state.http_status if fresh else None,
                 "last_fetch": state.last_fetch if fresh else None,
-                "result": state.result if fresh else "",
                 "last_error": state.error if fresh else "",
                 "failures": state.failures if fresh else 0,
+                "new": state.new if fresh else 0,
+                "updated": state.updated if fresh else 0,
                 "posts": state.posts,
                 "next_due": state.next_due if fresh and not state.gone else None,
                 "moved_to": state.moved_to if fresh else "",
                 "gone": bool(state.gone) if fresh else False,
+                "warning": state.warning if fresh else "",
+                "article_error": state.article_error if fresh else "",
             }
         )
     return rows
