@@ -211,7 +211,8 @@ class _Publisher:
         if settings is None:
             return
         result = jekyll.JekyllReport()
-        found = {i: self.store.get_post(i) for i in dict.fromkeys(post_ids)}
+        stored = self.store.posts_by_id(post_ids)
+        found = {i: stored.get(i) for i in dict.fromkeys(post_ids)}
         jekyll.export_posts([p for p in found.values() if p is not None], settings, result)
         jekyll.remove_posts([i for i, p in found.items() if p is None], settings, result)
         jekyll.archive_old(settings, result)

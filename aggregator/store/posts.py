@@ -203,6 +203,14 @@ class PostStore(Database):
             sql += f" LIMIT {int(limit)}"
         return [self._post(row) for row in self.db.query(sql, params)]
 
+    def posts_by_id(self, post_ids: list[str]) -> dict[str, Post]:
+        """The stored posts among `post_ids` (a few IN queries, not one query per post)."""
+        found: dict[str, Post] = {}
+        for chunk in _chunks(list(dict.fromkeys(post_ids)), _Known.CHUNK):
+            sql = f"SELECT * FROM posts WHERE id IN ({', '.join('?' * len(chunk))})"
+            found.update((row["id"], self._post(row)) for row in self.db.query(sql, chunk))
+        return found
+
     def get_post(self, post_id: str) -> Post | None:
         rows = list(self.db.query("SELECT * FROM posts WHERE id = ?", [post_id]))
         return self._post(rows[0]) if rows else None
