@@ -63,6 +63,22 @@ def prepare_body(body: bytes, headers: dict[str, str], forced_encoding: str = ""
     return body, kept
 
 
+def _utf8_ok(data: bytes, headers: dict[str, str]) -> bool:
+    """False only for bytes that claim (or default to) UTF-8 and are not valid UTF-8.
+
+    feedparser also flags a UTF-8 feed served as text/xml without a charset (RFC 3023 says
+    us-ascii then), which real servers do all the time: such a feed is fine.
+    """
+    declared = declared_encoding(data, headers.get("content-type", ""))
+    if declared not in ("", "utf-8", "utf8", "us-ascii", "ascii"):
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def refuse_entity_declarations(body: bytes) -> None:
     """Refuse a document whose prolog declares entities beyond a few short literals.
 
@@ -147,7 +163,7 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
     data, kept = prepare_body(body, headers, encoding)
     result = feedparser.parse(data, response_headers=kept, sanitize_html=False, resolve_relative_uris=False)
     problem = result.get("bozo_exception")
-    if isinstance(problem, feedparser.CharacterEncodingOverride) and not encoding:
+    if isinstance(problem, feedparser.CharacterEncodingOverride) and not encoding and not _utf8_ok(data, headers):
         raise ParseError(f"the bytes are not valid in the declared encoding ({problem}); "
                          "set encoding: for this source if the feed is otherwise right")
     warning = f"{type(problem).__name__}: {problem}".splitlines()[0][:300] if result.get("bozo") and problem else ""

@@ -380,3 +380,12 @@ def test_chinese_full_text_search_finds_words_mid_sentence(
     assert store.search("证券 流动性") == []  # every word must match
     assert store.search("不存在的词") == []
     assert store.search('"quotes" OR AND') == []  # query syntax is never interpreted
+
+
+def test_utf8_feed_served_as_text_xml_without_charset(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    body = rss(item("u1", "券商新闻 UTF-8", "http://u.example.com/1")).replace(' encoding="utf-8"', "")
+    config = make_config([{"name": "s", "url": server.add("/f.xml", body.encode("utf-8"), content_type="text/xml")}])
+    store = open_store(config)
+    report = fetch(config, store)
+    assert report.count("ok") == 1, report.outcomes[0].error
+    assert store.posts()[0].title == "券商新闻 UTF-8"
