@@ -110,6 +110,7 @@ def retrieve(
         outcome.result = "not-modified"
         return Retrieved(outcome, response=response)
     job = ParseJob(source, config.rules, config.site.timezone, response.body, response.headers, now)
+    response.body = None  # parsed now: the bytes need not live as long as the outcome
     parsed = (cpu or INLINE).run(parse_job, job)
     if parsed.error:
         outcome.error = parsed.error
@@ -119,10 +120,14 @@ def retrieve(
     return Retrieved(outcome, parsed.posts, response)
 
 
-def record(store: Store, config: Config, source: Source, retrieved: Retrieved, now: datetime) -> SourceOutcome:
-    """Store the posts of one retrieved source and remember how the fetch went."""
+def record(
+    store: Store, config: Config, source: Source, retrieved: Retrieved, now: datetime,
+    state: SourceState | None = None,
+) -> SourceOutcome:
+    """Store the posts of one retrieved source and remember how the fetch went (`state`: the
+    source's state as read before the fetch, to save reading it again)."""
     outcome = retrieved.outcome
-    state = store.source_state(source.name)
+    state = state or store.source_state(source.name)
     if state.url != source.url:  # the config points somewhere new: forget the old URL's state
         state = SourceState(name=source.name, url=source.url, failures=state.failures)
     if outcome.result == "ok":
@@ -188,7 +193,8 @@ def fetch_sources(
     session = session or make_session(pool_size=max(workers, 4))
     hosts = HostLimits(config.defaults.per_host)
     cpu = cpu or shared_pool(config.defaults.processes)
-    states = {s.name: store.source_state(s.name) for s in chosen}
+    known = store.source_states(counts=False)
+    states = {s.name: known.get(s.name) or SourceState(name=s.name) for s in chosen}
     report = FetchReport()
     outcomes: dict[str, SourceOutcome] = {}
 
@@ -200,8 +206,8 @@ def fetch_sources(
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 if future in feeds:
-                    source = feeds[future]
-                    outcome = record(store, config, source, future.result(), datetime.now(UTC))
+                    source = feeds.pop(future)  # drop the response and posts once stored
+                    outcome = record(store, config, source, future.result(), datetime.now(UTC), states[source.name])
                     outcomes[source.name] = outcome
                     owed = owed_articles(store, source)
                     if owed:
@@ -212,7 +218,7 @@ def fetch_sources(
                         pending.add(job)
                         continue
                 else:
-                    source = articles[future]
+                    source = articles.pop(future)
                     outcome = outcomes[source.name]
                     add_articles(outcome, record_articles(store, source, future.result()))
                 report.outcomes.append(outcome)

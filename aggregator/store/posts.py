@@ -184,6 +184,14 @@ class PostStore(Database):
         limit: int | None = 50, since: datetime | None = None,
     ) -> list[Post]:
         """Posts newest first, optionally of one category (slug), tag (slug) or source."""
+        if (category is None) != (tag is None) and source is None and since is None:
+            # the feeds' query: walk the (slug, date, post) index, however big the category
+            table, slug = ("post_categories", category) if category is not None else ("post_tags", tag)
+            sql = (
+                f"SELECT posts.* FROM {table} AS i JOIN posts ON posts.num = i.post WHERE i.slug = ? "
+                "ORDER BY i.date DESC, i.post DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
+            )
+            return [self._post(row) for row in self.db.query(sql, [slug])]
         where, params = [], []
         if category is not None:
             where.append("num IN (SELECT post FROM post_categories WHERE slug = ?)")

@@ -71,4 +71,14 @@ MIGRATIONS = [
     CREATE INDEX posts_article_pending ON posts(source, article_status, date DESC);
     ALTER TABLE sources ADD COLUMN article_error TEXT NOT NULL DEFAULT '';
     """,
+    # 3: "newest posts of a category/tag" read straight off an index, ties broken by post number,
+    # so the cost does not grow with the size of the category
+    """
+    DROP INDEX post_categories_newest;
+    CREATE INDEX post_categories_newest ON post_categories(slug, date DESC, post DESC);
+    DROP INDEX post_tags_newest;
+    CREATE INDEX post_tags_newest ON post_tags(slug, date DESC, post DESC);
+    DROP INDEX posts_date;
+    CREATE INDEX posts_date ON posts(date DESC, num DESC);
+    """,
 ]

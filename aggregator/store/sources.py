@@ -7,8 +7,23 @@ from dataclasses import dataclass
 from .base import Database
 
 SOURCE_FIELDS = (
-    "url", "etag", "last_modified", "last_fetch", "last_success", "http_status", "result", "error",
-    "warning", "new", "updated", "final_url", "elapsed_ms", "failures", "next_due", "gone", "moved_to",
+    "url",
+    "etag",
+    "last_modified",
+    "last_fetch",
+    "last_success",
+    "http_status",
+    "result",
+    "error",
+    "warning",
+    "new",
+    "updated",
+    "final_url",
+    "elapsed_ms",
+    "failures",
+    "next_due",
+    "gone",
+    "moved_to",
     "article_error",
 )
 
@@ -47,10 +62,15 @@ class SourceStore(Database):
         posts = self.conn.execute("SELECT count(*) FROM posts WHERE source = ?", (name,)).fetchone()[0]
         return SourceState(**rows[0], posts=int(posts))
 
-    def source_states(self) -> dict[str, SourceState]:
-        counts = {r["source"]: r["n"] for r in self.db.query("SELECT source, count(*) AS n FROM posts GROUP BY source")}
+    def source_states(self, *, counts: bool = True) -> dict[str, SourceState]:
+        """Every source's state in one query; `counts=False` skips counting posts (a full scan)."""
+        counted: dict[str, int] = {}
+        if counts:
+            counted = {
+                r["source"]: r["n"] for r in self.db.query("SELECT source, count(*) AS n FROM posts GROUP BY source")
+            }
         return {
-            row["name"]: SourceState(**row, posts=counts.get(row["name"], 0))
+            row["name"]: SourceState(**row, posts=counted.get(row["name"], 0))
             for row in self.db.query("SELECT * FROM sources")
         }
 
@@ -72,4 +92,3 @@ class SourceStore(Database):
                 (name,),
             )
         return cursor.rowcount > 0
-
