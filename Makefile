@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy aggregator
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.run_all
 
 clean:
