@@ -12,7 +12,7 @@ import functools
 import math
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from .opml import OpmlFeed, render_opml
 from .pages import CategorySummary, FeedLinks, post_view, render_category_page, render_home_page
 
 HOME_POSTS_PER_CATEGORY = 5
+STREAM_CHUNK = 500  # posts loaded at once for the Jekyll export
 TAG_DIR = "tag"
 FEED_FILES = ("feed.xml", "atom.xml", "feed.json")
 TAG_FEED_FILES = ("feed.xml", "atom.xml")
@@ -197,11 +198,12 @@ class _Publisher:
         if settings is None:
             return
         result = jekyll.JekyllReport()
-        everything = posts is None
-        posts = self.store.posts(limit=None) if posts is None else posts
-        jekyll.export_posts(posts, settings, result)
-        if everything:
-            jekyll.prune({p.id for p in posts}, settings, result)
+        if posts is None:
+            ids = sorted(self.store.post_ids())
+            jekyll.export_posts(self._stream(ids), settings, result)
+            jekyll.prune(set(ids), settings, result)
+        else:
+            jekyll.export_posts(posts, settings, result)
         jekyll.archive_old(settings, result)
         self.merge(result)
 
@@ -211,12 +213,23 @@ class _Publisher:
         if settings is None:
             return
         result = jekyll.JekyllReport()
-        stored = self.store.posts_by_id(post_ids)
-        found = {i: stored.get(i) for i in dict.fromkeys(post_ids)}
-        jekyll.export_posts([p for p in found.values() if p is not None], settings, result)
-        jekyll.remove_posts([i for i, p in found.items() if p is None], settings, result)
+        ids = list(dict.fromkeys(post_ids))
+        missing: list[str] = []
+        jekyll.export_posts(self._stream(ids, missing), settings, result)
+        jekyll.remove_posts(missing, settings, result)
         jekyll.archive_old(settings, result)
         self.merge(result)
+
+    def _stream(self, ids: list[str], missing: list[str] | None = None) -> Iterator[Post]:
+        """The posts of `ids`, loaded a chunk at a time so a full export never holds them all."""
+        for start in range(0, len(ids), STREAM_CHUNK):
+            chunk = ids[start : start + STREAM_CHUNK]
+            stored = self.store.posts_by_id(chunk)
+            for post_id in chunk:
+                if post_id in stored:
+                    yield stored[post_id]
+                elif missing is not None:
+                    missing.append(post_id)
 
     def merge(self, result: jekyll.JekyllReport) -> None:
         self.report.written += result.written
