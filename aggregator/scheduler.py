@@ -8,7 +8,6 @@ where the last process stopped instead of hammering every source at once.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -21,26 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .articles import fetch_articles, owed_articles, record_articles
 from .config import Config, Source, config_warnings, load_config
+from .daemon_publish import PublishingMixin
 from .errors import ConfigError
 from .fetch import HostLimits, make_session
 from .metrics import Metrics
 from .models import SourceOutcome
 from .pipeline import add_articles, limits_for, record, retrieve
-from .publish import PublishReport, build_site, publish_changed
 from .server import FeedServer, StaticSite
 from .store import Store, from_db_time, to_db_time
-from .websub import announce, changed_feed_urls
 from .workers import shared_pool
 
 LOG = logging.getLogger("aggregator.daemon")
 MAX_BACKOFF = 24 * 3600
-PUBLISH_DEBOUNCE = 1.0
-PUBLISH_RETRY = 30.0
 
 
 def next_due(
@@ -57,7 +52,7 @@ def next_due(
     return now + timedelta(seconds=delay)
 
 
-class Daemon:
+class Daemon(PublishingMixin):
     """`aggregator run`: poll, store, republish and serve until told to stop."""
 
     def __init__(
@@ -280,82 +275,6 @@ class Daemon:
                 self.config_path,
                 extra={"source": source.name, "moved_to": moved_to},
             )
-
-    # -- publishing ------------------------------------------------------------------------------
-
-    def _queue_publish(self, outcome: SourceOutcome) -> None:
-        with self._pending_lock:
-            self._pending["categories"].update(outcome.changed_categories)
-            self._pending["posts"].update(outcome.changed_post_ids)
-            self._pending["tags"].update(outcome.changed_tags)
-        self._schedule_publish(PUBLISH_DEBOUNCE)
-
-    def _schedule_publish(self, delay: float) -> None:
-        if self.stop_event.is_set():
-            return
-        with contextlib.suppress(SchedulerNotRunningError):  # shutting down
-            self.scheduler.add_job(
-                self._publish_pending,
-                id="publish",
-                replace_existing=True,
-                next_run_time=datetime.now(UTC) + timedelta(seconds=delay),
-            )
-
-    def _publish_pending(self) -> None:
-        with self._publish_lock:
-            if not self._closed:
-                self._publish_pending_now()
-
-    def _publish_pending_now(self) -> None:
-        with self._pending_lock:
-            pending = {k: set(v) for k, v in self._pending.items()}
-            for value in self._pending.values():
-                value.clear()
-        if not pending["posts"] and not pending["categories"]:
-            return
-        started = time.monotonic()
-        try:
-            report = publish_changed(
-                self.config, self.publish_store, pending["categories"], pending["tags"], sorted(pending["posts"])
-            )
-        except OSError as exc:
-            LOG.error("publish failed, old files kept, retrying in %ds: %s", PUBLISH_RETRY, exc)
-            with self._pending_lock:
-                for key, value in pending.items():
-                    self._pending[key].update(value)
-            self._schedule_publish(PUBLISH_RETRY)
-            return
-        self._published(started, report)
-
-    def _publish_all(self) -> None:
-        with self._publish_lock:
-            if not self._closed:
-                self._publish_all_now()
-
-    def _publish_all_now(self) -> None:
-        started = time.monotonic()
-        try:
-            report = build_site(self.config, self.publish_store)
-        except OSError as exc:
-            LOG.error("build failed, retrying in %ds: %s", PUBLISH_RETRY, exc)
-            self.scheduler.add_job(
-                self._publish_all,
-                id="build",
-                replace_existing=True,
-                next_run_time=datetime.now(UTC) + timedelta(seconds=PUBLISH_RETRY),
-            )
-            return
-        self._published(started, report)
-
-    def _published(self, started: float, report: PublishReport) -> None:
-        seconds = time.monotonic() - started
-        self.metrics.publish_seconds.observe(seconds)
-        self.metrics.posts_stored.set(self.publish_store.count_posts())
-        self.last_publish = datetime.now(UTC)
-        LOG.info("published: %d files written in %dms", len(report.written), int(seconds * 1000))
-        site = self.config.site
-        if site.websub_hub:
-            announce(self.session, site.websub_hub, changed_feed_urls(report.written, site.output_dir, site.url))
 
     # -- reload ----------------------------------------------------------------------------------
 
