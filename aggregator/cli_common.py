@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -73,3 +74,6 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 
 
+def print_json(value: Any) -> None:
+    """JSON for scripts: UTF-8 as is (Chinese stays readable), indented."""
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections import Counter
 
 import click
 
-from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_table
+from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_json, print_table
 from .logs import setup_logging
 from .views import source_rows
 
@@ -102,7 +101,7 @@ def status(ctx: Context, fmt: str) -> None:
     with ctx.store() as store:
         rows = source_rows(ctx.config, store.source_states())
     if fmt == "json":
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        print_json(rows)
         return
     for row in rows:
         for key in ("last_fetch", "next_due"):

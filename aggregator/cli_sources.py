@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_table
+from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_json, print_table
 from .config import is_http_url
 from .discover import Candidate, discover_feeds
 from .errors import ConfigError, FetchError
@@ -36,7 +35,7 @@ def list_sources(ctx: Context, fmt: str) -> None:
     with ctx.store() as store:
         rows = source_rows(ctx.config, store.source_states())
     if fmt == "json":
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        print_json(rows)
         return
     for row in rows:
         row["categories"] = ",".join(row["categories"])

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .config import Config, Rule, Source
+from .config import Rule, Source
 from .models import Enclosure, ParsedFeed, Post, RawEntry
 from .sanitise import absolute_url, excerpt, plain_text, sanitise_html
 
@@ -161,8 +161,3 @@ class Normaliser:
             if url:
                 result.append(Enclosure(url, enc.type[:100], enc.length))
         return result
-
-
-def normalise_feed(config: Config, source: Source, feed: ParsedFeed, fetched_at: datetime | None = None) -> list[Post]:
-    """All posts of a parsed feed for `source`, newest first."""
-    return Normaliser(source, config.rules, config.site.timezone, fetched_at or datetime.now(UTC)).posts(feed)

@@ -33,7 +33,6 @@ STAGES = (
     ("open store", "__init__", "aggregator/store"),
     ("fetch: HTTP", "fetch_url", "aggregator/fetch.py"),
     ("fetch: parse (feedparser)", "parse_feed", "aggregator/parse.py"),
-    ("fetch: normalise (nh3, rules)", "normalise_feed", "aggregator/normalise.py"),
     ("fetch: normalise (nh3, rules)", "Normaliser.posts", "aggregator/normalise.py"),
     ("store: posts", "store_posts", "aggregator/store"),
     ("store: source state", "source_state", "aggregator/store"),

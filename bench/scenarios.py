@@ -57,12 +57,7 @@ def output_problems(config: Any, store: Any, check_jekyll: bool = True) -> list[
     """Every expected output file that is missing: category, tag and top-level feeds, pages, Jekyll."""
     from aggregator.publish.jekyll import ARCHIVE, POSTS
 
-    if hasattr(store, "tag_counts"):
-        tag_counts = store.tag_counts()
-    else:  # older layout: the counts lived in publish.queries
-        from aggregator.publish import queries
-
-        tag_counts = queries.tag_counts(store)
+    tag_counts = store.tag_counts()
 
     out = config.site.output_dir
     missing = [f"{name}" for name in ("feed.xml", "atom.xml", "feed.json", "index.html", "feeds.opml")

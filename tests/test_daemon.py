@@ -118,7 +118,12 @@ def test_new_entry_is_served_within_two_intervals(server: FeedServer, tmp_path: 
     assert daemon.get("/caijing/").status_code == 200
     assert daemon.get("/../feeds.yaml").status_code == 404
     assert daemon.get("/%2e%2e/agg.db").status_code == 404
-    assert any('"if-none-match": "\\"v2\\""' in json.dumps(r.headers) for r in server.requests)
+    # the poll after the one that saw v2 sends its ETag back (within one more interval)
+    daemon.wait_for(
+        lambda: any('"if-none-match": "\\"v2\\""' in json.dumps(r.headers) for r in server.requests),
+        timeout=5,
+        what="a conditional GET with the new ETag",
+    )
     assert "fetch 甲: ok http=200 new=1 updated=0" in daemon.log
     assert daemon.stop() == 0
 
