@@ -33,7 +33,8 @@ class Metrics:
 
         self.poll_lateness = Histogram(
             "aggregator_poll_lateness_seconds",
-            "How late polls start against their due time",
+            "How late polls start against their due time, by lane (healthy or failing sources)",
+            ["lane"],
             registry=self.registry,
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
         )

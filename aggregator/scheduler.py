@@ -26,7 +26,8 @@ from .articles import fetch_articles, owed_articles, record_articles
 from .config import Config, Source, config_warnings, load_config
 from .daemon_publish import PublishingMixin
 from .errors import ConfigError
-from .fetch import HostLimits, make_session
+from .fetch import make_session
+from .lanes import FAILING, Lanes
 from .metrics import Metrics
 from .models import SourceOutcome
 from .pipeline import add_articles, limits_for, record, retrieve
@@ -73,11 +74,14 @@ class Daemon(PublishingMixin):
         self.publish_store = Store(self.config.site.database)
         self.store_lock = threading.Lock()
         self.metrics = Metrics()
-        self.session = make_session(pool_size=max(self.config.defaults.workers, 4))
-        self.hosts = HostLimits(self.config.defaults.per_host)
+        self.lanes = Lanes(self.config.defaults.workers, self.config.defaults.per_host)
+        self.session = make_session(pool_size=max(self.config.defaults.workers + self.lanes.failing_workers, 4))
         self.cpu = shared_pool(self.config.defaults.processes)
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(self.config.defaults.workers)},
+            executors={
+                "default": ThreadPoolExecutor(self.config.defaults.workers),
+                FAILING: ThreadPoolExecutor(self.lanes.failing_workers),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -167,6 +171,8 @@ class Daemon(PublishingMixin):
             same_url = state is not None and state.url == src.url
             if state is not None:
                 self.summary[src.name] = (state.result, state.failures, bool(state.gone) and same_url)
+                if initial:
+                    self.lanes.seed(src.name, state.failures)
             if not src.enabled or (same_url and state is not None and state.gone):
                 continue
             wanted.add(src.name)
@@ -189,7 +195,8 @@ class Daemon(PublishingMixin):
     def _reschedule(self, name: str, when: datetime) -> None:
         self._due[name] = when
         self.scheduler.add_job(
-            self._poll, args=[name], id=f"source:{name}", name=name, next_run_time=when, replace_existing=True
+            self._poll, args=[name], id=f"source:{name}", name=name, next_run_time=when, replace_existing=True,
+            executor=self.lanes.lane(name),
         )
 
     def _poll(self, name: str) -> None:
@@ -200,7 +207,9 @@ class Daemon(PublishingMixin):
             return
         due = self._due.get(name)
         if due is not None:
-            self.metrics.poll_lateness.observe(max(0.0, (datetime.now(UTC) - due).total_seconds()))
+            late = max(0.0, (datetime.now(UTC) - due).total_seconds())
+            lane = "failing" if self.lanes.lane(name) == FAILING else "healthy"
+            self.metrics.poll_lateness.labels(lane).observe(late)
         with self._inflight_cond:
             if self._stopping:
                 return
@@ -220,7 +229,8 @@ class Daemon(PublishingMixin):
         started = time.monotonic()
         with self.store_lock:
             state = self.store.source_state(source.name)
-        retrieved = retrieve(config, source, state, self.session, None, self.cpu, self.hosts)
+        hosts = self.lanes.hosts[self.lanes.lane(source.name)]
+        retrieved = retrieve(config, source, state, self.session, None, self.cpu, hosts)
         now = datetime.now(UTC)
         with self.store_lock:
             outcome = record(self.store, config, source, retrieved, now)
@@ -228,13 +238,13 @@ class Daemon(PublishingMixin):
             due = next_due(source, outcome, state.failures, now)
             state.next_due = to_db_time(due) if due else None
             self.store.save_source_state(state)
-        with self.store_lock:
             owed = owed_articles(self.store, source)
         if owed:
-            articles = fetch_articles(self.session, source, owed, limits_for(config, source), self.hosts, self.cpu)
+            articles = fetch_articles(self.session, source, owed, limits_for(config, source), hosts, self.cpu)
             with self.store_lock:
                 add_articles(outcome, record_articles(self.store, source, articles))
         self.summary[source.name] = (outcome.result, state.failures, bool(state.gone))
+        self.lanes.record(source.name, outcome.result == "error")
         self._observe(source, outcome, time.monotonic() - started, due, state.moved_to)
         if outcome.changed_post_ids:
             self._queue_publish(outcome)

@@ -159,6 +159,36 @@ def test_healthz_and_metrics(server: FeedServer, tmp_path: Path, start_daemon: A
     assert daemon.stop() == 0
 
 
+def test_stalling_sources_do_not_hold_back_a_healthy_one(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
+) -> None:
+    """One worker and one slot per host: without a lane of their own, eight sources that time out would
+    hold the only worker for a second each and the healthy source would wait behind them."""
+    server.add("/good.xml", rss(("1", "good")))
+    slow = [
+        {"name": f"slow{n}", "url": server.add(f"/slow{n}.xml", rss(("s", "s")), delay=3), "interval": "1s"}
+        for n in range(8)
+    ]
+    write_config(
+        tmp_path,
+        [{"name": "good", "url": server.url("/good.xml"), "interval": "1s"}, *slow],
+        defaults={"interval": "30m", "timeout": "1s", "deadline": "2s", "workers": 1, "per_host": 1},
+    )
+    daemon = start_daemon()
+    daemon.wait_for(
+        lambda: all(row["failures"] for name, row in daemon.status().items() if name != "good"),
+        timeout=20,
+        what="every slow source to have failed once",
+    )
+    before = len(server.hits("/good.xml"))
+    time.sleep(4)
+    assert len(server.hits("/good.xml")) - before >= 3  # about one poll a second, as if alone
+    metrics = daemon.get("/metrics").text
+    assert 'aggregator_poll_lateness_seconds_count{lane="failing"}' in metrics
+    assert 'aggregator_poll_lateness_seconds_count{lane="healthy"}' in metrics
+    assert daemon.stop() == 0
+
+
 def test_retry_after_backoff_redirects_and_gone(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
     target = server.add("/new.xml", rss(("m", "moved")))
     server.add("/temp-target.xml", rss(("t", "temp")))
@@ -304,3 +334,16 @@ def test_websub_hub_is_linked_and_told_of_changed_feeds(server: FeedServer, tmp_
     assert f'<link href="{server.url("/hub")}" rel="hub"/>' in daemon.get("/caijing/atom.xml").text
     assert daemon.get("/caijing/feed.json").json()["hubs"] == [{"type": "WebSub", "url": server.url("/hub")}]
     assert daemon.stop() == 0
+
+
+def test_a_source_leaves_the_failing_lane_after_enough_successes() -> None:
+    from aggregator.lanes import FAILING, HEALTHY, STRIKES, Lanes
+
+    lanes = Lanes(workers=8, per_host=2)
+    assert lanes.failing_workers == 4 and lanes.lane("a") == HEALTHY
+    assert lanes.record("a", failed=True) == FAILING
+    assert [lanes.record("a", failed=False) for _ in range(STRIKES)] == [FAILING] * (STRIKES - 1) + [HEALTHY]
+    lanes.seed("b", failures=3)
+    lanes.seed("c", failures=0)
+    assert (lanes.lane("b"), lanes.lane("c"), lanes.failing()) == (FAILING, HEALTHY, 1)
+    assert lanes.hosts[HEALTHY]("h") is not lanes.hosts[FAILING]("h")  # separate host slots
