@@ -136,6 +136,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         health_status, health, _ = get(f"http://127.0.0.1:{port}/healthz")
         status = json.loads(subprocess.run([sys.executable, "-m", "aggregator", "--config", str(config), "status",
                                             "--format", "json"], cwd=ROOT, capture_output=True, text=True).stdout)
+        status_taken = time.time()  # staleness is judged at this moment, not after wrk has run
         feed = f"http://127.0.0.1:{port}/cat0/feed.xml"
         etag = get(feed)[2].get("ETag")
         rps_plain = run_wrk(feed, args.wrk_seconds, None)
@@ -148,10 +149,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         farm.terminate()
         farm.wait()
     first_cycle = next((s for s in samples if s[0] >= args.interval + 10), samples[-1])
-    now = time.time()
     healthy = [r for r in status if int(r["name"][4:]) >= faulty]
     stale = [r["name"] for r in healthy if not r["last_fetch"]
-             or now - time.mktime(time.strptime(r["last_fetch"], "%Y-%m-%dT%H:%M:%SZ")) + time.timezone
+             or status_taken - time.mktime(time.strptime(r["last_fetch"], "%Y-%m-%dT%H:%M:%SZ")) + time.timezone
              > 3 * args.interval + 10]
     return {
         "sources": args.sources, "interval_s": args.interval, "minutes": args.minutes, "faulty": faulty,
@@ -159,6 +159,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_share_of_one_core": round(samples[-1][1] / wall, 3),
         "rss_after_first_cycle_mb": round(first_cycle[2], 1), "rss_end_mb": round(samples[-1][2], 1),
         "rss_peak_mb": round(max(s[2] for s in samples), 1),
+        "rss_by_minute_mb": [round(s[2], 1) for s in samples[::60]],
         "poll_lateness": lateness(metrics, "healthy"),
         "warm_up_s": warm_up, "poll_lateness_after_warm_up": lateness(metrics, "healthy", after_warm_up),
         "poll_lateness_failing": lateness(metrics, "failing"), "fetch_results": fetch_results(metrics),
@@ -180,6 +181,7 @@ def report(result: dict[str, Any]) -> None:
         ("daemon CPU (share of one core)", f"{result['cpu_s']} s ({result['cpu_share_of_one_core']:.1%})"),
         ("RSS after first cycle / end / peak (MB)",
          f"{result['rss_after_first_cycle_mb']} / {result['rss_end_mb']} / {result['rss_peak_mb']}"),
+        ("RSS at each minute (MB)", " ".join(f"{v:g}" for v in result["rss_by_minute_mb"])),
         ("healthy lane: polls, mean lateness", f"{late['polls']}, {late['mean_s'] and round(late['mean_s'], 3)} s"),
         ("healthy lane: polls later than 1/2/5/10 s", " / ".join(str(v) for v in late["late"].values())),
         (f"  the same after the first {result['warm_up_s']:g} s",

@@ -2,8 +2,8 @@
 
 Validation collects every problem rather than stopping at the first, and each problem is one line
 `FILE:LINE: what is wrong`, so `aggregator check` can show an operator all their mistakes at once.
-ruamel.yaml is used (rather than PyYAML) because it keeps line numbers on every key and lets
-`aggregator sources add/remove` rewrite the file with its comments and order intact.
+The file is read by `fastyaml` (libyaml, YAML 1.2 scalars, the line of every key); ruamel.yaml is
+kept for `aggregator sources add/remove`, which rewrite the file with its comments and order intact.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
 from ..errors import ConfigError
 from ..slugs import slugify
+from .fastyaml import LinedList, LinedMap
 from .model import (
     Category,
     Config,
@@ -31,7 +30,7 @@ from .model import (
     parse_interval,
     parse_size,
 )
-from .yamlfile import read_yaml
+from .yamlfile import read_config_yaml
 
 _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -57,7 +56,7 @@ TOP_KEYS = {"site", "defaults", "sources", "rules", "jekyll", "server"}
 def load_config(path: str | Path) -> Config:
     """Load and validate a config file; raise ConfigError listing every problem found."""
     path = Path(path)
-    return _Validator(path).validate(read_yaml(path))
+    return _Validator(path).validate(read_config_yaml(path))
 
 
 class _Validator:
@@ -78,23 +77,22 @@ class _Validator:
 
     @staticmethod
     def key_line(node: Any, key: Any, default: int = 1) -> int:
-        if isinstance(node, CommentedMap) and key in node:
-            return int(node.lc.key(key)[0]) + 1
-        if isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
-            return int(node.lc.item(key)[0]) + 1
+        if isinstance(node, LinedMap) and key in node:
+            return node.key_line(key, default)
+        if isinstance(node, LinedList) and isinstance(key, int):
+            return node.item_line(key, default)
         return default
 
     @staticmethod
     def node_line(node: Any, default: int = 1) -> int:
-        lc = getattr(node, "lc", None)
-        return int(lc.line) + 1 if lc is not None and lc.line is not None else default
+        return node.line if isinstance(node, LinedMap | LinedList) else default
 
-    def mapping(self, node: Any, where: str, allowed: set[str], line: int) -> CommentedMap:
+    def mapping(self, node: Any, where: str, allowed: set[str], line: int) -> LinedMap:
         if node is None:
-            return CommentedMap()
-        if not isinstance(node, CommentedMap):
+            return LinedMap()
+        if not isinstance(node, LinedMap):
             self.error(line, f"{where} must be a mapping")
-            return CommentedMap()
+            return LinedMap()
         for key in node:
             if key not in allowed:
                 hint = ", ".join(sorted(allowed))
@@ -155,7 +153,7 @@ class _Validator:
 
     def validate(self, root: Any) -> Config:
         if root is None:
-            root = CommentedMap()
+            root = LinedMap()
         top = self.mapping(root, "the top level", TOP_KEYS, 1)
         site = self.site(top)
         defaults = self.defaults(top)
@@ -168,7 +166,7 @@ class _Validator:
             raise ConfigError(self.problems)
         return Config(self.path, site, defaults, tuple(sources), tuple(rules), jekyll, server)
 
-    def site(self, top: CommentedMap) -> Site:
+    def site(self, top: LinedMap) -> Site:
         node = self.mapping(top.get("site"), "site", SITE_KEYS, self.key_line(top, "site"))
         url = str(node.get("url") or "http://127.0.0.1:8080/")
         if not is_http_url(url):
@@ -191,7 +189,7 @@ class _Validator:
             websub_hub=str(node.get("websub_hub") or ""),
         )
 
-    def defaults(self, top: CommentedMap) -> Defaults:
+    def defaults(self, top: LinedMap) -> Defaults:
         line = self.key_line(top, "defaults")
         node = self.mapping(top.get("defaults"), "defaults", DEFAULTS_KEYS, line)
         base = Defaults()
@@ -214,11 +212,11 @@ class _Validator:
         seen.setdefault(slug, (name, line))
         return Category(name, slug)
 
-    def sources(self, top: CommentedMap, defaults: Defaults, seen: dict[str, tuple[str, int]]) -> list[Source]:
+    def sources(self, top: LinedMap, defaults: Defaults, seen: dict[str, tuple[str, int]]) -> list[Source]:
         node = top.get("sources")
         if node is None:
             return []
-        if not isinstance(node, CommentedSeq):
+        if not isinstance(node, LinedList):
             self.error(self.key_line(top, "sources"), "sources must be a list")
             return []
         names: dict[str, int] = {}
@@ -236,7 +234,7 @@ class _Validator:
         return result
 
     def source(self, item: Any, line: int, defaults: Defaults, seen: dict[str, tuple[str, int]]) -> Source | None:
-        if not isinstance(item, CommentedMap):
+        if not isinstance(item, LinedMap):
             self.error(line, "each source must be a mapping with at least name and url")
             return None
         self.mapping(item, "a source", SOURCE_KEYS, line)
@@ -305,10 +303,10 @@ class _Validator:
 
         return _ENV.sub(value, text)
 
-    def http_options(self, item: CommentedMap, where: str, line: int) -> dict[str, Any]:
+    def http_options(self, item: LinedMap, where: str, line: int) -> dict[str, Any]:
         headers: list[tuple[str, str]] = []
         node = item.get("headers")
-        if node is not None and not isinstance(node, CommentedMap):
+        if node is not None and not isinstance(node, LinedMap):
             self.error(self.key_line(item, "headers"), f"{where}: headers must be a mapping of name: value")
         elif node is not None:
             for name, text in node.items():
@@ -328,7 +326,7 @@ class _Validator:
             "verify_tls": verify,
         }
 
-    def full_text_options(self, item: CommentedMap, where: str) -> dict[str, Any]:
+    def full_text_options(self, item: LinedMap, where: str) -> dict[str, Any]:
         selector = str(item.get("full_text_selector") or "")
         if selector:
             try:
@@ -344,17 +342,17 @@ class _Validator:
             "full_text_selector": selector,
         }
 
-    def rules(self, top: CommentedMap, seen: dict[str, tuple[str, int]]) -> list[Rule]:
+    def rules(self, top: LinedMap, seen: dict[str, tuple[str, int]]) -> list[Rule]:
         node = top.get("rules")
         if node is None:
             return []
-        if not isinstance(node, CommentedSeq):
+        if not isinstance(node, LinedList):
             self.error(self.key_line(top, "rules"), "rules must be a list")
             return []
         rules: list[Rule] = []
         for i, item in enumerate(node):
             line = self.key_line(node, i)
-            if not isinstance(item, CommentedMap):
+            if not isinstance(item, LinedMap):
                 self.error(line, "each rule must be a mapping with match and categories and/or tags")
                 continue
             self.mapping(item, "a rule", RULE_KEYS, line)
@@ -367,7 +365,7 @@ class _Validator:
             rules.extend(Rule(p, cats, tags) for p in patterns[:1])
         return rules
 
-    def jekyll(self, top: CommentedMap) -> Jekyll | None:
+    def jekyll(self, top: LinedMap) -> Jekyll | None:
         if "jekyll" not in top:
             return None
         node = self.mapping(top.get("jekyll"), "jekyll", JEKYLL_KEYS, self.key_line(top, "jekyll"))
@@ -379,7 +377,7 @@ class _Validator:
             category_url=str(node.get("category_url") or "{base}{slug}/"),
         )
 
-    def server(self, top: CommentedMap) -> Server:
+    def server(self, top: LinedMap) -> Server:
         node = self.mapping(top.get("server"), "server", SERVER_KEYS, self.key_line(top, "server"))
         port = self.number(node, "port", 8080, minimum=0)
         if port > 65535:

@@ -1,24 +1,44 @@
-"""Reading feeds.yaml with ruamel.yaml, whose round-trip objects remember every key's line."""
+"""Reading feeds.yaml: fast and line-numbered for validation, round-trip (ruamel) for editing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ..errors import ConfigError
+from .fastyaml import load_lined
 
 
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML file into ruamel's round-trip objects (which know their line numbers)."""
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file (pass --config PATH or set AGGREGATOR_CONFIG)"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+
+
+def read_config_yaml(path: Path) -> Any:
+    """Parse feeds.yaml into LinedMap / LinedList (fast, YAML 1.2, with the line of every key)."""
+    text = _read_text(path)
+    try:
+        return load_lined(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        reason = (exc.problem or exc.context or "invalid YAML").strip()
+        raise ConfigError([f"{path}:{line}: invalid YAML: {reason}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}:1: invalid YAML: {str(exc).splitlines()[0]}"]) from None
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file into ruamel's round-trip objects, which keep comments and layout for edits."""
+    text = _read_text(path)
     try:
         return YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:

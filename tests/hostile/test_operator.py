@@ -39,7 +39,7 @@ def test_broken_feeds_yaml_exits_2_with_file_and_line(tmp_path: Path, command: l
     (tmp_path / "feeds.yaml").write_text(BROKEN_YAML, encoding="utf-8")
     run = cli(*command, cwd=tmp_path, timeout=20)
     assert run.returncode == 2, str(run)
-    assert run.stderr.strip() == "feeds.yaml:4: invalid YAML: mapping values are not allowed here", str(run)
+    assert run.stderr.strip() == "feeds.yaml:4: invalid YAML: mapping values are not allowed in this context", str(run)
     assert not (tmp_path / "agg.db").exists() and not (tmp_path / "var").exists()
 
 
