@@ -146,3 +146,30 @@ def test_config_from_environment(tmp_path: Path) -> None:
     result = run_cli("check", cwd=tmp_path, env={"AGGREGATOR_CONFIG": "other.yaml"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("other.yaml: ok: 2 sources")
+
+
+def test_yaml_1_2_scalars_and_anchors(tmp_path: Path) -> None:
+    """feeds.yaml means what YAML 1.2 says: `no`/`on` are names, not booleans; anchors and merge keys work."""
+    head, rules = VALID.split("rules:")
+    head = head.replace("category: [Tech News, 科技]", "category: [no, on]")
+    head = head.replace("  - name: 每日经济新闻\n", "  - &first\n    name: 每日经济新闻\n")
+    merged = "  - <<: *first\n    name: 第二个\n    url: https://example.com/2.xml\n    slug: dier\n"
+    path = tmp_path / "feeds.yaml"
+    path.write_text(head + merged + "rules:" + rules, encoding="utf-8")
+    config = load_config(path)
+    assert [c.name for c in config.sources[1].categories] == ["no", "on"]
+    second = config.sources[2]
+    assert (second.name, second.url, second.interval, second.tags) == (
+        "第二个", "https://example.com/2.xml", 600, ("每日经济新闻新闻",)
+    )
+
+
+def test_fast_reader_keeps_lines_merges_and_refuses_duplicates() -> None:
+    from aggregator.config.fastyaml import load_lined
+
+    data = load_lined("a: yes\nb: 010\nc: 1:30\nbase: &b\n  x: 1\n  y: 2\nm:\n  <<: *b\n  y: 3\nl:\n  - one\n  - k: v\n")
+    assert data == {"a": "yes", "b": 10, "c": "1:30", "base": {"x": 1, "y": 2}, "m": {"x": 1, "y": 3},
+                    "l": ["one", {"k": "v"}]}
+    assert (data.key_line("m", 0), data["m"].key_line("y", 0), data["l"].item_line(1, 0)) == (7, 9, 12)
+    with pytest.raises(Exception, match="duplicate key 'a'"):
+        load_lined("a: 1\na: 2\n")
