@@ -122,12 +122,13 @@ def retrieve(
 
 def record(
     store: Store, config: Config, source: Source, retrieved: Retrieved, now: datetime,
-    state: SourceState | None = None,
+    state: SourceState | None = None, schedule: Callable[[int], datetime | None] | None = None,
 ) -> SourceOutcome:
     """Store the posts of one retrieved source and remember how the fetch went (`state`: the
-    source's state as read before the fetch, to save reading it again)."""
+    source's state as read before the fetch, to save reading it again; `schedule`: given the
+    failures in a row after this fetch, when to poll next, saved in the same write)."""
     outcome = retrieved.outcome
-    state = state or store.source_state(source.name)
+    state = state or store.source_state(source.name, count=False)
     if state.url != source.url:  # the config points somewhere new: forget the old URL's state
         state = SourceState(name=source.name, url=source.url, failures=state.failures)
     if outcome.result == "ok":
@@ -155,6 +156,9 @@ def record(
         state.final_url = outcome.url
         if outcome.permanent_redirect and outcome.url != source.url:
             state.moved_to = outcome.url
+    if schedule is not None:
+        due = schedule(state.failures)
+        state.next_due = to_db_time(due) if due else None
     store.save_source_state(state)
     return outcome
 

@@ -32,7 +32,7 @@ from .metrics import Metrics
 from .models import SourceOutcome
 from .pipeline import add_articles, limits_for, record, retrieve
 from .server import FeedServer, StaticSite
-from .store import Store, from_db_time, to_db_time
+from .store import Store, from_db_time
 from .workers import shared_pool
 
 LOG = logging.getLogger("aggregator.daemon")
@@ -228,24 +228,29 @@ class Daemon(PublishingMixin):
     def _poll_source(self, config: Config, source: Source) -> None:
         started = time.monotonic()
         with self.store_lock:
-            state = self.store.source_state(source.name)
+            state = self.store.source_state(source.name, count=False)
         hosts = self.lanes.hosts[self.lanes.lane(source.name)]
         retrieved = retrieve(config, source, state, self.session, None, self.cpu, hosts)
         now = datetime.now(UTC)
+        failures = 0
+        due: datetime | None = None
+
+        def schedule(failures_now: int) -> datetime | None:
+            nonlocal due, failures
+            failures, due = failures_now, next_due(source, retrieved.outcome, failures_now, now)
+            return due
+
         with self.store_lock:
-            outcome = record(self.store, config, source, retrieved, now)
-            state = self.store.source_state(source.name)
-            due = next_due(source, outcome, state.failures, now)
-            state.next_due = to_db_time(due) if due else None
-            self.store.save_source_state(state)
+            outcome = record(self.store, config, source, retrieved, now, state, schedule)
             owed = owed_articles(self.store, source)
         if owed:
             articles = fetch_articles(self.session, source, owed, limits_for(config, source), hosts, self.cpu)
             with self.store_lock:
                 add_articles(outcome, record_articles(self.store, source, articles))
-        self.summary[source.name] = (outcome.result, state.failures, bool(state.gone))
+        self.summary[source.name] = (outcome.result, failures, outcome.http_status == 410)
         self.lanes.record(source.name, outcome.result == "error")
-        self._observe(source, outcome, time.monotonic() - started, due, state.moved_to)
+        moved_to = outcome.url if outcome.permanent_redirect and outcome.url != source.url else ""
+        self._observe(source, outcome, time.monotonic() - started, due, moved_to)
         if outcome.changed_post_ids:
             self._queue_publish(outcome)
         if due is not None and not self.stop_event.is_set():

@@ -1,6 +1,7 @@
 """Profile the cold scenario once with py-spy (every thread, not only the main one) and summarise.
 
     python -m bench.profile_cold [--feeds 1000] [--entries 50] [--workers 8] [--rate 100]
+    python -m bench.profile_cold --warm    # profile the warm run (all 304) after an unprofiled cold one
 
 py-spy samples the scenario process and its worker processes (`--subprocesses`) from outside (it
 is the scenario's parent, so its own CPU is not counted in the scenario's figures; the profiled run
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--rate", type=int, default=100, help="samples per second (py-spy -r)")
     parser.add_argument("--summarise", type=Path, metavar="RAW", help="only summarise an existing raw stacks file")
+    parser.add_argument("--warm", action="store_true", help="profile the warm scenario (after a plain cold run)")
     args = parser.parse_args()
     if args.summarise:
         print(summarise(args.summarise))
@@ -152,7 +154,8 @@ def main() -> None:
     if not Path(spy).exists():
         sys.exit("py-spy is not installed: pip install -e '.[bench]'")
     corpus = build(args.feeds, args.entries, args.seed)
-    name = f"profile-cold-{args.feeds}x{args.entries}"
+    scenario = "warm" if args.warm else "cold"
+    name = f"profile-{scenario}-{args.feeds}x{args.entries}"
     raw = CORPUS_ROOT / f"{name}.raw.txt"
     tmp = Path(tempfile.mkdtemp(prefix="aggregator-profile-"))
     try:
@@ -163,11 +166,14 @@ def main() -> None:
             spec = {**base_spec(corpus, server, args.workers, folder, config), "expect": {"new": total, "posts": total}}
             command = [spy, "record", "--subprocesses", "--rate", str(args.rate), "--format", "raw",
                        "--output", str(raw), "--"]
-            result = run_scenario("cold", spec, tmp, server, label="cold-profiled", profile_cmd=command)
+            if args.warm:
+                run_scenario("cold", spec, tmp, server)
+                spec["expect"] = {"posts": total}
+            result = run_scenario(scenario, spec, tmp, server, label=f"{scenario}-profiled", profile_cmd=command)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     phases = ", ".join(f"{k} {v['wall']:.2f}/{v['cpu']:.2f}" for k, v in result.get("phases", {}).items())
-    head = (f"cold, {args.feeds} x {args.entries}, {args.workers} workers, under py-spy at {args.rate} Hz: "
+    head = (f"{scenario}, {args.feeds} x {args.entries}, {args.workers} workers, under py-spy at {args.rate} Hz: "
             f"{result.get('wall', 0):.2f} s wall, {result.get('cpu', 0):.2f} s CPU; phases (wall/CPU s): {phases}")
     text = head + "\n\n" + summarise(raw)
     (CORPUS_ROOT / f"{name}.txt").write_text(text + "\n", encoding="utf-8")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -20,7 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
 try:
-    from yaml.cyaml import CParser as Parser  # libyaml
+    from yaml.cyaml import CParser as Parser  # type: ignore[attr-defined]  # libyaml
 except ImportError:  # pragma: no cover - PyYAML without libyaml: the pure-Python parser, same results
     from yaml.composer import Composer
     from yaml.parser import Parser as _Parser
@@ -93,7 +94,7 @@ def _float(text: str) -> float:
     return float(text)
 
 
-SCALARS = {
+SCALARS: dict[str, Callable[[str], Any]] = {
     "tag:yaml.org,2002:null": lambda text: None,
     "tag:yaml.org,2002:bool": lambda text: text.lower() == "true",
     "tag:yaml.org,2002:int": _int,
@@ -122,7 +123,7 @@ def _build(loader: _Loader, node: Node) -> Any:
         return items
     if isinstance(node, MappingNode):
         return _build_mapping(loader, node)
-    raise ConstructorError(None, None, f"unsupported node {node.id}", node.start_mark)
+    raise ConstructorError(None, None, f"unsupported node {type(node).__name__}", node.start_mark)
 
 
 def _build_mapping(loader: _Loader, node: MappingNode) -> LinedMap:
