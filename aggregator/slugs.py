@@ -14,8 +14,6 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from pypinyin import Style, lazy_pinyin
-
 MAX_SLUG_LENGTH = 64
 _HAN_RUN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]+)")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -26,6 +24,17 @@ def _fallback(text: str) -> str:
     return "c-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
 
 
+def _pinyin(han: str) -> str:
+    """Toneless pinyin of a run of Han characters, phrase-aware (银行 -> yinhang, not yinxing).
+
+    pypinyin is imported here, on first use, not at module load: its phrase dictionary costs ~55 MB
+    and ~0.15 s, and the parse worker processes, which never make a slug, should not carry it.
+    """
+    from pypinyin import Style, lazy_pinyin
+
+    return "".join(lazy_pinyin(han, style=Style.NORMAL)).lower()
+
+
 @lru_cache(maxsize=4096)
 def slugify(text: str) -> str:
     """Return the URL- and folder-safe slug of a category or tag name."""
@@ -34,7 +43,7 @@ def slugify(text: str) -> str:
         if not part:
             continue
         if i % 2:  # a Han run
-            pieces.append("".join(lazy_pinyin(part, style=Style.NORMAL)).lower())
+            pieces.append(_pinyin(part))
         else:
             folded = unicodedata.normalize("NFKD", part).encode("ascii", "ignore").decode("ascii")
             pieces.extend(_WORD.findall(folded.lower()))
