@@ -34,6 +34,7 @@ class Route:
 class LoggedRequest:
     path: str
     headers: dict[str, str]
+    client_port: int = 0  # the same port on two requests: one kept-alive connection
 
 
 class FeedServer:
@@ -51,7 +52,9 @@ class FeedServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
-                server.requests.append(LoggedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}))
+                server.requests.append(
+                    LoggedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, self.client_address[1])
+                )
                 route = server.routes.get(self.path)
                 if route is None:
                     self._send(404, b"not found", {"Content-Type": "text/plain"})

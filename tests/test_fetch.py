@@ -31,6 +31,14 @@ def test_conditional_get_returns_304_without_body(server: FeedServer) -> None:
     assert server.hits("/feed.xml")[0].headers["if-none-match"] == '"v1"'
 
 
+def test_connections_are_kept_alive_across_200s_and_304s(server: FeedServer) -> None:
+    url = server.add("/feed.xml", fixture("rss20.xml"), etag='"v1"')
+    session = make_session()
+    assert fetch_url(session, url).status == 200
+    assert all(fetch_url(session, url, etag='"v1"').not_modified for _ in range(3))
+    assert len({hit.client_port for hit in server.hits("/feed.xml")}) == 1
+
+
 def test_gzip_body_is_decoded(server: FeedServer) -> None:
     url = server.add("/feed.xml", fixture("rss20.xml"), gzip=True)
     assert fetch_url(make_session(), url).body == fixture("rss20.xml")
