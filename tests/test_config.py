@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,20 @@ def test_fast_reader_keeps_lines_merges_and_refuses_duplicates() -> None:
     assert (data.key_line("m", 0), data["m"].key_line("y", 0), data["l"].item_line(1, 0)) == (7, 9, 12)
     with pytest.raises(Exception, match="duplicate key 'a'"):
         load_lined("a: 1\na: 2\n")
+
+
+def test_category_slugs_are_remembered_beside_the_database(tmp_path: Path) -> None:
+    """The second load takes slugs from `<database>-slugs.json` (no pypinyin); the file pins them."""
+    path = tmp_path / "feeds.yaml"
+    path.write_text(VALID.replace("var/aggregator.db", "agg.db"), encoding="utf-8")
+    load_config(path)
+    memo = tmp_path / "agg.db-slugs.json"
+    saved = json.loads(memo.read_text(encoding="utf-8"))
+    assert saved["slugs"]["科技"] == "keji" and "每日经济新闻" not in saved["slugs"]  # that one has slug:
+    saved["slugs"]["科技"] = "pinned-by-memo"
+    memo.write_text(json.dumps(saved, ensure_ascii=False), encoding="utf-8")
+    config = load_config(path)
+    assert [c.slug for c in config.sources[1].categories] == ["tech-news", "pinned-by-memo"]
+    memo.write_text("{not json", encoding="utf-8")  # a broken memo is ignored and rewritten
+    assert [c.slug for c in load_config(path).sources[1].categories] == ["tech-news", "keji"]
+    assert json.loads(memo.read_text(encoding="utf-8"))["slugs"]["科技"] == "keji"

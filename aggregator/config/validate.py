@@ -15,7 +15,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ConfigError
-from ..slugs import slugify
 from .fastyaml import LinedList, LinedMap
 from .model import (
     Category,
@@ -30,6 +29,7 @@ from .model import (
     parse_interval,
     parse_size,
 )
+from .slugmemo import SlugMemo, memo_path
 from .yamlfile import read_config_yaml
 
 _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -156,6 +156,7 @@ class _Validator:
             root = LinedMap()
         top = self.mapping(root, "the top level", TOP_KEYS, 1)
         site = self.site(top)
+        self.slugs = SlugMemo(memo_path(site.database))
         defaults = self.defaults(top)
         categories: dict[str, tuple[str, int]] = {}  # slug -> (name, line)
         sources = self.sources(top, defaults, categories)
@@ -164,6 +165,7 @@ class _Validator:
         server = self.server(top)
         if self.problems:
             raise ConfigError(self.problems)
+        self.slugs.save()
         return Config(self.path, site, defaults, tuple(sources), tuple(rules), jekyll, server)
 
     def site(self, top: LinedMap) -> Site:
@@ -205,7 +207,7 @@ class _Validator:
         )
 
     def category(self, name: str, slug: str | None, line: int, seen: dict[str, tuple[str, int]]) -> Category:
-        slug = slug or slugify(name)
+        slug = slug or self.slugs.slug(name)
         known = seen.get(slug)
         if known and known[0] != name:
             self.error(line, f"categories {known[0]!r} (line {known[1]}) and {name!r} both map to slug {slug!r}")

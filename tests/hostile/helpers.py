@@ -23,7 +23,7 @@ from ..conftest import ROOT
 RSS_NS = {"content": "http://purl.org/rss/1.0/modules/content/"}
 ATOM = "{http://www.w3.org/2005/Atom}"
 OUTPUT_DIRS = ("public", "jekyll")
-DB_FILES = ("agg.db", "agg.db-wal", "agg.db-shm", "agg.db-journal")
+DB_FILES = ("agg.db", "agg.db-wal", "agg.db-shm", "agg.db-journal", "agg.db-slugs.json")  # the database and its sidecars
 
 
 def rss(items: list[str] | str, title: str = "t", link: str = "http://src.example.com/") -> bytes:
