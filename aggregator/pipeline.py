@@ -208,23 +208,28 @@ def fetch_sources(
         pending: set[Future[Any]] = set(feeds)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                if future in feeds:
-                    source = feeds.pop(future)  # drop the response and posts once stored
-                    outcome = record(store, config, source, future.result(), datetime.now(UTC), states[source.name])
-                    outcomes[source.name] = outcome
-                    owed = owed_articles(store, source)
-                    if owed:
-                        job = pool.submit(
-                            fetch_articles, session, source, owed, limits_for(config, source), hosts, cpu
-                        )
-                        articles[job] = source
-                        pending.add(job)
-                        continue
-                else:
-                    source = articles.pop(future)
-                    outcome = outcomes[source.name]
-                    add_articles(outcome, record_articles(store, source, future.result()))
+            finished: list[SourceOutcome] = []
+            with store.transaction():  # every source that finished meanwhile shares one commit
+                for future in done:
+                    if future in feeds:
+                        source = feeds.pop(future)  # drop the response and posts once stored
+                        retrieved = future.result()
+                        outcome = record(store, config, source, retrieved, datetime.now(UTC), states[source.name])
+                        outcomes[source.name] = outcome
+                        owed = owed_articles(store, source)
+                        if owed:
+                            job = pool.submit(
+                                fetch_articles, session, source, owed, limits_for(config, source), hosts, cpu
+                            )
+                            articles[job] = source
+                            pending.add(job)
+                            continue
+                    else:
+                        source = articles.pop(future)
+                        outcome = outcomes[source.name]
+                        add_articles(outcome, record_articles(store, source, future.result()))
+                    finished.append(outcome)
+            for outcome in finished:  # reported once committed
                 report.outcomes.append(outcome)
                 if progress:
                     progress(outcome)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from aggregator.pipeline import fetch_sources
+from aggregator.store import SourceState, Store
 
 from .conftest import fixture
 from .feedserver import FeedServer
@@ -389,3 +393,18 @@ def test_utf8_feed_served_as_text_xml_without_charset(server: FeedServer, make_c
     report = fetch(config, store)
     assert report.count("ok") == 1, report.outcomes[0].error
     assert store.posts()[0].title == "券商新闻 UTF-8"
+
+
+def test_nested_transactions_are_savepoints(tmp_path: Any) -> None:
+    """fetch_sources groups sources in one commit; one source's failure undoes only its own writes."""
+    store = Store(tmp_path / "agg.db")
+    with store.transaction():
+        store.save_source_state(SourceState(name="kept", url="http://127.0.0.1/a"))
+        with pytest.raises(ZeroDivisionError), store.transaction():
+            store.save_source_state(SourceState(name="undone", url="http://127.0.0.1/b"))
+            raise ZeroDivisionError
+        other = sqlite3.connect(tmp_path / "agg.db")
+        assert other.execute("SELECT count(*) FROM sources").fetchone()[0] == 0  # nothing committed yet
+    assert set(store.source_states()) == {"kept"}
+    assert other.execute("SELECT name FROM sources").fetchall() == [("kept",)]
+    store.close()
