@@ -203,9 +203,20 @@ def fetch_sources(
     outcomes: dict[str, SourceOutcome] = {}
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        feeds = {pool.submit(retrieve, config, s, states[s.name], session, None, cpu, hosts): s for s in chosen}
+        feeds: dict[Future[Retrieved], Source] = {}
         articles: dict[Future[list[Article]], Source] = {}
-        pending: set[Future[Any]] = set(feeds)
+        pending: set[Future[Any]] = set()
+        queue = iter(chosen)
+
+        def submit_more() -> None:
+            # at most 4 x workers sources fetched but not yet stored: when storing is the slower
+            # side, finished fetches would otherwise pile up (posts and all) until the pass ends
+            while len(feeds) < 4 * workers and (source := next(queue, None)) is not None:
+                future = pool.submit(retrieve, config, source, states[source.name], session, None, cpu, hosts)
+                feeds[future] = source
+                pending.add(future)
+
+        submit_more()
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             finished: list[SourceOutcome] = []
@@ -229,6 +240,7 @@ def fetch_sources(
                         outcome = outcomes[source.name]
                         add_articles(outcome, record_articles(store, source, future.result()))
                     finished.append(outcome)
+            submit_more()
             for outcome in finished:  # reported once committed
                 report.outcomes.append(outcome)
                 if progress:
