@@ -44,7 +44,7 @@ STAGES = (
     ("publish: all-categories feeds", "everything", "aggregator/publish/site.py"),
     ("publish: home page", "home", "aggregator/publish/site.py"),
     ("publish: OPML", "opml", "aggregator/publish/site.py"),
-    ("publish: Jekyll export", "jekyll_changed", "aggregator/publish/site.py"),
+    ("publish: Jekyll export", "export_posts", "aggregator/publish/jekyll.py"),
     ("publish: setup (counts)", "__init__", "aggregator/publish/site.py"),
 )
 

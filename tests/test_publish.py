@@ -529,3 +529,36 @@ def test_duplicate_guids_in_one_feed_get_distinct_ids(tmp_path: Path) -> None:
     for name in ("feed.xml", "atom.xml"):
         ids = [e.id for e in parse(config.site.output_dir / "tech" / name).entries]
         assert len(set(ids)) == 2
+
+
+def test_a_big_jekyll_export_on_the_workers_writes_the_same_files(tmp_path: Path, monkeypatch) -> None:
+    """Split over the worker processes (each with its own connection), the export is byte-identical
+    to one made in this process, and deleted posts' files still go."""
+    from dataclasses import replace as replaced
+
+    from aggregator.publish import jekyll, jekyll_jobs
+    from aggregator.workers import shared_pool
+
+    config = write_config(tmp_path)
+    posts = [make_post("每日经济新闻", n, categories=["meirijingjixinwen"], tags=["每日经济新闻新闻"], hours_ago=n)
+             for n in range(40)]
+    db = store(config, posts)
+    inline = replaced(config, jekyll=replaced(config.jekyll, dir=tmp_path / "inline"))
+    build_site(inline, db, now=NOW)
+    monkeypatch.setattr(jekyll_jobs, "PARALLEL_MIN", 1)
+    parallel = replaced(config, jekyll=replaced(config.jekyll, dir=tmp_path / "parallel"),
+                        defaults=replaced(config.defaults, processes=2))
+    report = build_site(parallel, db, now=NOW)
+    assert len([p for p in report.written if p.suffix == ".md"]) == 40
+    settings = jekyll.JekyllSettings.from_config(parallel, {**db.category_names(), **parallel.categories}, NOW)
+    assert settings is not None
+    export = jekyll_jobs.Export(db, settings, [p.id for p in posts], shared_pool(2))
+    assert len(export.parts) == 2  # it did run on the workers
+    export.finish(jekyll.JekyllReport())
+    assert snapshot(tmp_path / "parallel") == snapshot(tmp_path / "inline")
+    gone = posts[0].id
+    db.conn.execute("DELETE FROM posts WHERE id = ?", (gone,))
+    publish_changed(parallel, db, set(), set(), [p.id for p in posts], now=NOW)
+    assert not [p for p in (tmp_path / "parallel").rglob("*.md") if gone in p.name]
+    assert len(list((tmp_path / "parallel").rglob("*.md"))) == 39
+    db.close()

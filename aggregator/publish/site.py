@@ -12,7 +12,7 @@ import functools
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,16 +22,17 @@ from ..config import Config
 from ..errors import AggregatorError, PublishError
 from ..models import Post
 from ..store import Store
+from ..workers import shared_pool
 from . import jekyll
 from .atomic import inside, remove_file, sweep_temp_files, write_if_changed
 from .feeds import render_atom, render_rss
 from .items import FeedInfo, feed_items, xml_text
+from .jekyll_jobs import Export
 from .jsonfeed import render_json
 from .opml import OpmlFeed, render_opml
 from .pages import CategorySummary, FeedLinks, post_view, render_category_page, render_home_page
 
 HOME_POSTS_PER_CATEGORY = 5
-STREAM_CHUNK = 500  # posts loaded at once for the Jekyll export
 TAG_DIR = "tag"
 FEED_FILES = ("feed.xml", "atom.xml", "feed.json")
 TAG_FEED_FILES = ("feed.xml", "atom.xml")
@@ -192,44 +193,39 @@ class _Publisher:
     def jekyll_settings(self) -> jekyll.JekyllSettings | None:
         return jekyll.JekyllSettings.from_config(self.config, self.names, self.now)
 
-    def jekyll_all(self, posts: list[Post] | None = None) -> None:
-        """Export every post (or `posts`), then delete files of posts no longer stored."""
+    def start_jekyll(self, post_ids: list[str] | None = None) -> Callable[[], None]:
+        """Start exporting `post_ids` (None: every post, pruning files of posts gone); the returned
+        function waits for the export, deletes the files of posts not stored, archives aged ones.
+        Between the two, a big export runs on the worker processes while this one builds feeds."""
+        settings = self.jekyll_settings()
+        if settings is None:
+            return lambda: None
+        everything = post_ids is None
+        ids = sorted(self.store.post_ids()) if post_ids is None else list(dict.fromkeys(post_ids))
+        export = Export(self.store, settings, ids, shared_pool(self.config.defaults.processes))
+
+        def finish() -> None:
+            result = jekyll.JekyllReport()
+            missing: list[str] = []
+            export.finish(result, missing)
+            if everything:
+                jekyll.prune(set(ids), settings, result)
+            else:
+                jekyll.remove_posts(missing, settings, result)
+            jekyll.archive_old(settings, result)
+            self.merge(result)
+
+        return finish
+
+    def jekyll_posts(self, posts: list[Post]) -> None:
+        """Export these posts (a one-category build) and archive aged files."""
         settings = self.jekyll_settings()
         if settings is None:
             return
         result = jekyll.JekyllReport()
-        if posts is None:
-            ids = sorted(self.store.post_ids())
-            jekyll.export_posts(self._stream(ids), settings, result)
-            jekyll.prune(set(ids), settings, result)
-        else:
-            jekyll.export_posts(posts, settings, result)
+        jekyll.export_posts(posts, settings, result)
         jekyll.archive_old(settings, result)
         self.merge(result)
-
-    def jekyll_changed(self, post_ids: list[str]) -> None:
-        """Export the given posts (removing the files of those deleted) and archive aged files."""
-        settings = self.jekyll_settings()
-        if settings is None:
-            return
-        result = jekyll.JekyllReport()
-        ids = list(dict.fromkeys(post_ids))
-        missing: list[str] = []
-        jekyll.export_posts(self._stream(ids, missing), settings, result)
-        jekyll.remove_posts(missing, settings, result)
-        jekyll.archive_old(settings, result)
-        self.merge(result)
-
-    def _stream(self, ids: list[str], missing: list[str] | None = None) -> Iterator[Post]:
-        """The posts of `ids`, loaded a chunk at a time so a full export never holds them all."""
-        for start in range(0, len(ids), STREAM_CHUNK):
-            chunk = ids[start : start + STREAM_CHUNK]
-            stored = self.store.posts_by_id(chunk)
-            for post_id in chunk:
-                if post_id in stored:
-                    yield stored[post_id]
-                elif missing is not None:
-                    missing.append(post_id)
 
     def merge(self, result: jekyll.JekyllReport) -> None:
         self.report.written += result.written
@@ -274,7 +270,7 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
         publisher.everything()
         publisher.home()
         publisher.opml()
-        publisher.jekyll_all(store.posts(category=category, limit=None))
+        publisher.jekyll_posts(store.posts(category=category, limit=None))
         return publisher.report
     sweep_temp_files(config.site.output_dir)  # left behind by a process killed mid-write
     if config.jekyll is not None:
@@ -285,6 +281,7 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
         deleted = store.delete_posts_before(cutoff)
     publisher = _Publisher(config, store, now)
     publisher.report.deleted_posts = deleted
+    finish_jekyll = publisher.start_jekyll()
     for slug in publisher.categories():
         publisher.category(slug)
     for slug in sorted(publisher.tags):
@@ -296,7 +293,7 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
     publisher.everything()
     publisher.home()
     publisher.opml()
-    publisher.jekyll_all()
+    finish_jekyll()
     return publisher.report
 
 
@@ -311,6 +308,7 @@ def publish_changed(
     Called by the pipeline after storing a batch with the StoreResult's categories, tags and post ids.
     """
     publisher = _Publisher(config, store, now)
+    finish_jekyll = publisher.start_jekyll(post_ids)
     for slug in sorted(categories):
         if publisher.safe(slug, "category"):
             publisher.category(slug)
@@ -320,5 +318,5 @@ def publish_changed(
     publisher.everything()
     publisher.home()
     publisher.opml()
-    publisher.jekyll_changed(post_ids)
+    finish_jekyll()
     return publisher.report
