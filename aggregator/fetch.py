@@ -7,6 +7,7 @@ when the total deadline passes, which makes the blocked read fail at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -237,9 +238,12 @@ def fetch_url(
     moved = current != url
     status = response.status_code
     if status == 304:
-        # a 304 has no body (http.client reads none, whatever the server sends): consuming it lets
-        # close() hand the connection back to the pool instead of shutting it (keep-alive)
-        _ = response.content
+        # a 304 has no body: consuming it lets close() hand the connection back to the pool
+        # instead of shutting it (keep-alive). Not when it claims to be chunked: a chunked 304
+        # would make the read wait for chunks that never come.
+        if not getattr(response.raw, "chunked", True):
+            with contextlib.suppress(Exception):
+                _ = response.content
         response.close()
         return _result(response, None, moved and permanent, started)
     if not 200 <= status < 300:

@@ -220,26 +220,36 @@ def fetch_sources(
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             finished: list[SourceOutcome] = []
+            failure: BaseException | None = None
             with store.transaction():  # every source that finished meanwhile shares one commit
                 for future in done:
-                    if future in feeds:
-                        source = feeds.pop(future)  # drop the response and posts once stored
-                        retrieved = future.result()
-                        outcome = record(store, config, source, retrieved, datetime.now(UTC), states[source.name])
-                        outcomes[source.name] = outcome
-                        owed = owed_articles(store, source)
-                        if owed:
-                            job = pool.submit(
-                                fetch_articles, session, source, owed, limits_for(config, source), hosts, cpu
-                            )
-                            articles[job] = source
-                            pending.add(job)
-                            continue
-                    else:
-                        source = articles.pop(future)
-                        outcome = outcomes[source.name]
-                        add_articles(outcome, record_articles(store, source, future.result()))
-                    finished.append(outcome)
+                    try:
+                        with store.transaction():  # a savepoint: a source that fails undoes only itself
+                            if future in feeds:
+                                source = feeds.pop(future)  # drop the response and posts once stored
+                                retrieved = future.result()
+                                outcome = record(
+                                    store, config, source, retrieved, datetime.now(UTC), states[source.name]
+                                )
+                                outcomes[source.name] = outcome
+                                owed = owed_articles(store, source)
+                                if owed:
+                                    job = pool.submit(
+                                        fetch_articles, session, source, owed, limits_for(config, source), hosts, cpu
+                                    )
+                                    articles[job] = source
+                                    pending.add(job)
+                                    continue
+                            else:
+                                source = articles.pop(future)
+                                outcome = outcomes[source.name]
+                                add_articles(outcome, record_articles(store, source, future.result()))
+                            finished.append(outcome)
+                    except Exception as exc:  # a bug or a broken database: keep what is stored, then stop
+                        failure = exc
+                        break
+            if failure is not None:
+                raise failure
             submit_more()
             for outcome in finished:  # reported once committed
                 report.outcomes.append(outcome)

@@ -218,6 +218,7 @@ class Daemon(PublishingMixin):
             self._poll_source(config, source)
         except Exception:
             LOG.exception("poll of %s failed unexpectedly", name)
+            self.lanes.record(name, failed=True)
             if not self.stop_event.is_set():
                 self._reschedule(name, datetime.now(UTC) + timedelta(seconds=source.interval))
         finally:

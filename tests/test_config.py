@@ -191,3 +191,19 @@ def test_category_slugs_are_remembered_beside_the_database(tmp_path: Path) -> No
     memo.write_text("{not json", encoding="utf-8")  # a broken memo is ignored and rewritten
     assert [c.slug for c in load_config(path).sources[1].categories] == ["tech-news", "keji"]
     assert json.loads(memo.read_text(encoding="utf-8"))["slugs"]["科技"] == "keji"
+
+
+def test_fast_reader_merges_without_changing_anchors_and_reports_bad_values(tmp_path: Path) -> None:
+    from aggregator.config.fastyaml import load_lined
+    from aggregator.config.yamlfile import read_config_yaml
+
+    data = load_lined("a: &a {A: x, B: 1}\nh: &h {<<: *a, A: y}\ng: *h\nm: {<<: [{k: 1}, {k: 2}]}\nn: 1_000\n")
+    assert data["h"] == data["g"] == {"A": "y", "B": 1} and data["a"] == {"A": "x", "B": 1}
+    assert data["m"] == {"k": 1} and data["n"] == 1000  # the earlier merge source wins
+    for text, expected in (("a: 1\nb: !!int abc\n", ":2: invalid YAML: 'abc' is not a valid"),
+                           ("a: &a [*a]\n", ":1: invalid YAML: an alias refers to itself")):
+        path = tmp_path / "feeds.yaml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError) as caught:
+            read_config_yaml(path)
+        assert expected in caught.value.problems[0]

@@ -39,6 +39,19 @@ def test_connections_are_kept_alive_across_200s_and_304s(server: FeedServer) -> 
     assert len({hit.client_port for hit in server.hits("/feed.xml")}) == 1
 
 
+def test_a_304_that_claims_a_chunked_body_does_not_hang(server: FeedServer) -> None:
+    def chunked_304(handler: object) -> None:
+        handler.send_response(304)  # type: ignore[attr-defined]
+        handler.send_header("Transfer-Encoding", "chunked")  # type: ignore[attr-defined]
+        handler.end_headers()  # type: ignore[attr-defined]
+        handler.close_connection = True  # type: ignore[attr-defined]
+
+    url = server.add("/odd.xml", handler=chunked_304)
+    started = time.monotonic()
+    assert fetch_url(make_session(), url, etag='"v1"', limits=FetchLimits(timeout=3)).not_modified
+    assert time.monotonic() - started < 2
+
+
 def test_gzip_body_is_decoded(server: FeedServer) -> None:
     url = server.add("/feed.xml", fixture("rss20.xml"), gzip=True)
     assert fetch_url(make_session(), url).body == fixture("rss20.xml")

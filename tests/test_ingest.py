@@ -396,7 +396,8 @@ def test_utf8_feed_served_as_text_xml_without_charset(server: FeedServer, make_c
 
 
 def test_nested_transactions_are_savepoints(tmp_path: Any) -> None:
-    """fetch_sources groups sources in one commit; one source's failure undoes only its own writes."""
+    """fetch_sources groups sources in one commit, each in a savepoint of its own: a source that
+    fails undoes only its own writes, and those of the others in the batch are still committed."""
     store = Store(tmp_path / "agg.db")
     with store.transaction():
         store.save_source_state(SourceState(name="kept", url="http://127.0.0.1/a"))

@@ -68,7 +68,8 @@ _RESOLVERS = [
     (MERGE, r"^<<$", ["<"]),
     ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
-    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    # YAML 1.2 core ints, plus what ruamel also reads as ints: `_` separators, 0b binary, signed 0o/0x
+    ("tag:yaml.org,2002:int", r"^[-+]?(?:[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+)$", list("-+0123456789")),
     (
         "tag:yaml.org,2002:float",
         r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
@@ -80,9 +81,12 @@ for _tag, _pattern, _first in _RESOLVERS:
 
 
 def _int(text: str) -> int:
-    if text[:2] in ("0o", "0x"):
-        return int(text, 0)
-    return int(text, 10)
+    digits = text.replace("_", "")
+    sign = -1 if digits.startswith("-") else 1
+    digits = digits.lstrip("+-")
+    if digits[:2] in ("0o", "0x", "0b"):
+        return sign * int(digits, 0)
+    return sign * int(digits, 10)  # 010 is ten in YAML 1.2, not eight
 
 
 def _float(text: str) -> float:
@@ -115,7 +119,10 @@ def _build(loader: _Loader, node: Node) -> Any:
         convert = SCALARS.get(node.tag)
         if convert is None:
             raise ConstructorError(None, None, f"unsupported tag {node.tag!r}", node.start_mark)
-        return convert(node.value)
+        try:
+            return convert(node.value)
+        except ValueError:
+            raise ConstructorError(None, None, f"{node.value!r} is not a valid {node.tag}", node.start_mark) from None
     if isinstance(node, SequenceNode):
         items = LinedList(_build(loader, child) for child in node.value)
         items.line = node.start_mark.line + 1
@@ -127,23 +134,32 @@ def _build(loader: _Loader, node: Node) -> Any:
 
 
 def _build_mapping(loader: _Loader, node: MappingNode) -> LinedMap:
-    seen: set[tuple[str, str]] = set()
-    for key_node, _ in node.value:
-        if isinstance(key_node, ScalarNode) and key_node.tag != MERGE:
-            if (key_node.tag, key_node.value) in seen:
-                raise ConstructorError(None, None, f"found duplicate key {key_node.value!r}", key_node.start_mark)
-            seen.add((key_node.tag, key_node.value))
-    if any(key.tag == MERGE for key, _ in node.value):
-        loader.flatten_mapping(node)  # `<<: *anchor`: merged pairs first, so the mapping's own win
+    """The mapping's own keys (a key twice is an error), then keys merged from `<<:` that it does
+    not set itself, earlier merge sources first. The nodes are never changed, so an anchor reused
+    elsewhere means the same there."""
     mapping = LinedMap()
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
+    merges: list[Node] = []
     for key_node, value_node in node.value:
+        if key_node.tag == MERGE:
+            merges += value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            continue
         key = _build(loader, key_node)
         if isinstance(key, list | dict):
             raise ConstructorError(None, None, "a key must be a plain value", key_node.start_mark)
+        if key in mapping:
+            raise ConstructorError(None, None, f"found duplicate key {key!r}", key_node.start_mark)
         mapping[key] = _build(loader, value_node)
         mapping.key_lines[key] = key_node.start_mark.line + 1
+    for source in merges:
+        if not isinstance(source, MappingNode):
+            raise ConstructorError(None, None, "`<<` merges mappings only", source.start_mark)
+        merged = _build_mapping(loader, source)
+        for key, value in merged.items():
+            if key not in mapping:
+                mapping[key] = value
+                mapping.key_lines[key] = merged.key_lines[key]
     return mapping
 
 

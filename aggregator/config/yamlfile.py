@@ -34,6 +34,8 @@ def read_config_yaml(path: Path) -> Any:
         raise ConfigError([f"{path}:{line}: invalid YAML: {reason}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}:1: invalid YAML: {str(exc).splitlines()[0]}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}:1: invalid YAML: an alias refers to itself, or nesting is too deep"]) from None
 
 
 def read_yaml(path: Path) -> Any:

@@ -53,6 +53,7 @@ class Database:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self.db = sqlite_utils.Database(self.conn)
+            self._depth = 0  # transaction() nesting
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from None
@@ -68,30 +69,35 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (a failed COMMIT included).
 
         Nested, it is a savepoint inside the outer transaction: its own work is undone on an
         exception, and nothing is committed before the outer one ends. Callers storing many
         sources group them this way so that several sources share one commit.
         """
-        if self.conn.in_transaction:
-            name = "nested"
-            self.conn.execute(f"SAVEPOINT {name}")
+        if self._depth:
+            self._depth += 1
+            self.conn.execute("SAVEPOINT nested")
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute(f"ROLLBACK TO {name}")
-                self.conn.execute(f"RELEASE {name}")
+                self.conn.execute("ROLLBACK TO nested")
                 raise
-            self.conn.execute(f"RELEASE {name}")
+            finally:
+                self.conn.execute("RELEASE nested")
+                self._depth -= 1
             return
         self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # also after a COMMIT that failed (disk full, I/O error)
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
 
     def _migrate(self) -> None:
         # The version is read again inside the write lock, so two processes opening a new database
