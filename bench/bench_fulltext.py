@@ -80,6 +80,7 @@ def serve(port_queue: multiprocessing.Queue, feeds: int, entries: int) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
 
         def log_message(self, *args: object) -> None:
             pass
