@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from ..models import Post
@@ -51,20 +52,23 @@ class Export:
 
     def __init__(self, store: Store, settings: JekyllSettings, ids: list[str], pool: CpuPool):
         self.store, self.settings, self.ids = store, settings, ids
-        self.parts: list[Future[tuple[JekyllReport, list[str]]]] = []
+        self.parts: list[tuple[list[str], Future[tuple[JekyllReport, list[str]]]]] = []
         if len(ids) >= PARALLEL_MIN and pool.processes > 0:
             size = -(-len(ids) // pool.processes)
-            self.parts = [
-                pool.submit(export_part, store.path, settings, ids[i : i + size]) for i in range(0, len(ids), size)
-            ]
+            chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+            self.parts = [(chunk, pool.submit(export_part, store.path, settings, chunk)) for chunk in chunks]
 
     def finish(self, report: JekyllReport, missing: list[str] | None = None) -> None:
         """Wait for the parts (or export here) and add what they did to `report`."""
         if not self.parts:
             export_posts(stream_posts(self.store, self.ids, missing), self.settings, report)
             return
-        for future in self.parts:
-            part, lost = future.result()
+        for chunk, future in self.parts:
+            try:
+                part, lost = future.result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): do its part here
+                part, lost = JekyllReport(), []
+                export_posts(stream_posts(self.store, chunk, lost), self.settings, part)
             report.written += part.written
             report.unchanged += part.unchanged
             report.removed += part.removed
