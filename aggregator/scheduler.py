@@ -242,7 +242,8 @@ class Daemon(PublishingMixin):
             return due
 
         with self.store_lock:
-            outcome = record(self.store, config, source, retrieved, now, state, schedule)
+            # the state is read again here: `sources reset` may have changed it during the fetch
+            outcome = record(self.store, config, source, retrieved, now, schedule=schedule)
             owed = owed_articles(self.store, source)
         if owed:
             articles = fetch_articles(self.session, source, owed, limits_for(config, source), hosts, self.cpu)
@@ -250,7 +251,8 @@ class Daemon(PublishingMixin):
                 add_articles(outcome, record_articles(self.store, source, articles))
         self.summary[source.name] = (outcome.result, failures, outcome.http_status == 410)
         self.lanes.record(source.name, outcome.result == "error")
-        moved_to = outcome.url if outcome.permanent_redirect and outcome.url != source.url else ""
+        moved = outcome.permanent_redirect and outcome.url != source.url and outcome.result != "error"
+        moved_to = outcome.url if moved else ""  # as record() saves it
         self._observe(source, outcome, time.monotonic() - started, due, moved_to)
         if outcome.changed_post_ids:
             self._queue_publish(outcome)
