@@ -22,18 +22,23 @@ def _read_text(path: Path) -> str:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
 
 
+def _invalid(path: Path, exc: Exception) -> ConfigError:
+    """`FILE:LINE: invalid YAML: reason` for an error from either parser (PyYAML's and ruamel's
+    marked errors carry the same problem/context marks)."""
+    if not isinstance(exc, yaml.MarkedYAMLError | MarkedYAMLError):
+        return ConfigError([f"{path}:1: invalid YAML: {str(exc).splitlines()[0]}"])
+    mark = exc.problem_mark or exc.context_mark
+    reason = (exc.problem or exc.context or "invalid YAML").strip()
+    return ConfigError([f"{path}:{mark.line + 1 if mark else 1}: invalid YAML: {reason}"])
+
+
 def read_config_yaml(path: Path) -> Any:
     """Parse feeds.yaml into LinedMap / LinedList (fast, YAML 1.2, with the line of every key)."""
     text = _read_text(path)
     try:
         return load_lined(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        reason = (exc.problem or exc.context or "invalid YAML").strip()
-        raise ConfigError([f"{path}:{line}: invalid YAML: {reason}"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}:1: invalid YAML: {str(exc).splitlines()[0]}"]) from None
+        raise _invalid(path, exc) from None
     except RecursionError:
         raise ConfigError([f"{path}:1: invalid YAML: an alias refers to itself, or nesting is too deep"]) from None
 
@@ -43,10 +48,5 @@ def read_yaml(path: Path) -> Any:
     text = _read_text(path)
     try:
         return YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        reason = (exc.problem or exc.context or "invalid YAML").strip()
-        raise ConfigError([f"{path}:{line}: invalid YAML: {reason}"]) from None
     except YAMLError as exc:
-        raise ConfigError([f"{path}:1: invalid YAML: {str(exc).splitlines()[0]}"]) from None
+        raise _invalid(path, exc) from None
