@@ -120,6 +120,12 @@ def retrieve(
     return Retrieved(outcome, parsed.posts, response)
 
 
+def moved_to(source: Source, outcome: SourceOutcome) -> str:
+    """Where a fetch says the source moved for good (every redirect permanent), or ''."""
+    moved = outcome.result != "error" and outcome.permanent_redirect and outcome.url != source.url
+    return outcome.url if moved else ""
+
+
 def record(
     store: Store, config: Config, source: Source, retrieved: Retrieved, now: datetime,
     state: SourceState | None = None, schedule: Callable[[int], datetime | None] | None = None,
@@ -154,8 +160,7 @@ def record(
         state.error, state.failures, state.warning, state.gone = "", 0, outcome.warning, 0
         state.last_success = state.last_fetch
         state.final_url = outcome.url
-        if outcome.permanent_redirect and outcome.url != source.url:
-            state.moved_to = outcome.url
+        state.moved_to = moved_to(source, outcome) or state.moved_to
     if schedule is not None:
         due = schedule(state.failures)
         state.next_due = to_db_time(due) if due else None

@@ -30,7 +30,7 @@ from .fetch import make_session
 from .lanes import FAILING, Lanes
 from .metrics import Metrics
 from .models import SourceOutcome
-from .pipeline import add_articles, limits_for, record, retrieve
+from .pipeline import add_articles, limits_for, moved_to, record, retrieve
 from .server import FeedServer, StaticSite
 from .store import Store, from_db_time
 from .workers import shared_pool
@@ -251,9 +251,7 @@ class Daemon(PublishingMixin):
                 add_articles(outcome, record_articles(self.store, source, articles))
         self.summary[source.name] = (outcome.result, failures, outcome.http_status == 410)
         self.lanes.record(source.name, outcome.result == "error")
-        moved = outcome.permanent_redirect and outcome.url != source.url and outcome.result != "error"
-        moved_to = outcome.url if moved else ""  # as record() saves it
-        self._observe(source, outcome, time.monotonic() - started, due, moved_to)
+        self._observe(source, outcome, time.monotonic() - started, due, moved_to(source, outcome))
         if outcome.changed_post_ids:
             self._queue_publish(outcome)
         if due is not None and not self.stop_event.is_set():
