@@ -81,6 +81,13 @@ class JekyllReport:
     removed: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
+    def add(self, other: JekyllReport) -> None:
+        """Count in what another part of the same export did."""
+        self.written += other.written
+        self.unchanged += other.unchanged
+        self.removed += other.removed
+        self.skipped += other.skipped
+
 
 def yaml_quote(text: str) -> str:
     """`text` as a YAML double-quoted scalar that reads back exactly as `text`.

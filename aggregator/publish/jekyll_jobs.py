@@ -67,11 +67,8 @@ class Export:
             try:
                 part, lost = future.result()
             except BrokenProcessPool:  # a worker died (killed, out of memory): do its part here
-                part, lost = JekyllReport(), []
-                export_posts(stream_posts(self.store, chunk, lost), self.settings, part)
-            report.written += part.written
-            report.unchanged += part.unchanged
-            report.removed += part.removed
-            report.skipped += part.skipped
+                export_posts(stream_posts(self.store, chunk, missing), self.settings, report)
+                continue
+            report.add(part)
             if missing is not None:
                 missing += lost
