@@ -134,7 +134,7 @@ def record(
     source's state as read before the fetch, to save reading it again; `schedule`: given the
     failures in a row after this fetch, when to poll next, saved in the same write)."""
     outcome = retrieved.outcome
-    state = state or store.source_state(source.name, count=False)
+    state = state or store.source_state(source.name, counts=False)
     if state.url != source.url:  # the config points somewhere new: forget the old URL's state
         state = SourceState(name=source.name, url=source.url, failures=state.failures)
     if outcome.result == "ok":

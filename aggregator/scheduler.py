@@ -229,7 +229,7 @@ class Daemon(PublishingMixin):
     def _poll_source(self, config: Config, source: Source) -> None:
         started = time.monotonic()
         with self.store_lock:
-            state = self.store.source_state(source.name, count=False)
+            state = self.store.source_state(source.name, counts=False)
         hosts = self.lanes.hosts[self.lanes.lane(source.name)]
         retrieved = retrieve(config, source, state, self.session, None, self.cpu, hosts)
         now = datetime.now(UTC)

@@ -55,12 +55,12 @@ class SourceState:
 
 
 class SourceStore(Database):
-    def source_state(self, name: str, *, count: bool = True) -> SourceState:
-        """One source's state; `count=False` leaves `posts` at 0 rather than counting them."""
+    def source_state(self, name: str, *, counts: bool = True) -> SourceState:
+        """One source's state; `counts=False` leaves `posts` at 0 rather than counting them."""
         rows = list(self.db.query("SELECT * FROM sources WHERE name = ?", [name]))
         if not rows:
             return SourceState(name=name)
-        posts = self.conn.execute("SELECT count(*) FROM posts WHERE source = ?", (name,)).fetchone()[0] if count else 0
+        posts = self.conn.execute("SELECT count(*) FROM posts WHERE source = ?", (name,)).fetchone()[0] if counts else 0
         return SourceState(**rows[0], posts=int(posts))
 
     def source_states(self, *, counts: bool = True) -> dict[str, SourceState]:
