@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import time
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,39 @@ def test_plain_fetch_sends_user_agent_and_returns_body(server: FeedServer) -> No
     sent = server.hits("/feed.xml")[0].headers
     assert sent["user-agent"] == USER_AGENT and "aggregator/" in USER_AGENT and "github.com" in USER_AGENT
     assert "gzip" in sent["accept-encoding"]
+
+
+def test_a_session_reads_nothing_from_an_empty_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-such-netrc"))
+    assert make_session().trust_env is False  # no per-request walk of os.environ, no netrc stat
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "bundle.pem"))
+    assert make_session().trust_env is True
+
+
+def test_a_proxy_named_in_the_environment_is_used(server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the local server plays the proxy: a proxied request names the absolute URL in its request line
+    target = "http://feeds.example.invalid/feed.xml"
+    server.add(target, fixture("rss20.xml"))
+    monkeypatch.setenv("http_proxy", server.url(""))
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    result = fetch_url(make_session(), target)
+    assert result.status == 200 and result.body == fixture("rss20.xml")
+    assert len(server.hits(target)) == 1
+
+
+def test_a_netrc_file_still_gives_credentials(server: FeedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login reader password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    url = server.add("/private.xml", fixture("rss20.xml"))
+    assert fetch_url(make_session(), url).status == 200
+    sent = server.hits("/private.xml")[0].headers
+    assert sent["authorization"] == "Basic " + base64.b64encode(b"reader:s3cret").decode()
 
 
 def test_conditional_get_returns_304_without_body(server: FeedServer) -> None:
