@@ -8,6 +8,7 @@ headers so tests can check what the client sent.
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -138,9 +139,14 @@ class FeedServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
+        self.scheme = "http"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def start(self) -> FeedServer:
+    def start(self, tls: ssl.SSLContext | None = None) -> FeedServer:
+        """Serve in a thread; with `tls`, over HTTPS (the URLs then say https)."""
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread.start()
         return self
 
@@ -150,7 +156,7 @@ class FeedServer:
         self.httpd.server_close()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def add(self, path: str, body: bytes | str = b"", **options: object) -> str:
         """Serve `body` at `path`; return its full URL."""

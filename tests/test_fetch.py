@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import gzip
+import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from aggregator.errors import FetchError
 from aggregator.fetch import USER_AGENT, FetchLimits, fetch_url, make_session, parse_retry_after
@@ -26,14 +29,48 @@ def test_plain_fetch_sends_user_agent_and_returns_body(server: FeedServer) -> No
     assert "gzip" in sent["accept-encoding"]
 
 
-def test_a_session_reads_nothing_from_an_empty_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _clear_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                  "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-such-netrc"))
+
+
+def test_a_session_reads_nothing_from_an_empty_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _clear_environment(monkeypatch, tmp_path)
     assert make_session().trust_env is False  # no per-request walk of os.environ, no netrc stat
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "bundle.pem"))
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     assert make_session().trust_env is True
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[FeedServer, Path]]:
+    """An HTTPS server whose certificate only a throw-away CA (in the returned PEM file) vouches for."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    srv = FeedServer().start(tls=context)
+    yield srv, bundle
+    srv.stop()
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # verify=False, on purpose
+def test_a_ca_bundle_named_in_the_environment_is_used(
+    tls_server: tuple[FeedServer, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server, bundle = tls_server
+    url = server.add("/feed.xml", fixture("rss20.xml"))
+    _clear_environment(monkeypatch, tmp_path)
+    with pytest.raises(FetchError):  # the system's CAs do not know ours
+        fetch_url(make_session(), url)
+    assert fetch_url(make_session(), url, verify=False).status == 200  # verify_tls: false
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.setenv(name, str(bundle))
+        session = make_session()
+        assert session.trust_env is False and fetch_url(session, url).body == fixture("rss20.xml")
+        monkeypatch.delenv(name)
 
 
 def test_a_proxy_named_in_the_environment_is_used(server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> None:
