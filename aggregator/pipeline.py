@@ -132,7 +132,19 @@ def record(
 ) -> SourceOutcome:
     """Store the posts of one retrieved source and remember how the fetch went (`state`: the
     source's state as read before the fetch, to save reading it again; `schedule`: given the
-    failures in a row after this fetch, when to poll next, saved in the same write)."""
+    failures in a row after this fetch, when to poll next, saved in the same write).
+
+    Posts and the new state are one transaction (a savepoint inside a caller's): never validators
+    saved for posts that were not. Without posts it is one statement, atomic by itself.
+    """
+    with store.transaction() if retrieved.outcome.result == "ok" else nullcontext():
+        return _record(store, config, source, retrieved, now, state, schedule)
+
+
+def _record(
+    store: Store, config: Config, source: Source, retrieved: Retrieved, now: datetime,
+    state: SourceState | None, schedule: Callable[[int], datetime | None] | None,
+) -> SourceOutcome:
     outcome = retrieved.outcome
     state = state or store.source_state(source.name, counts=False)
     if state.url != source.url:  # the config points somewhere new: forget the old URL's state
@@ -228,28 +240,26 @@ def fetch_sources(
             failure: BaseException | None = None
             with store.transaction():  # every source that finished meanwhile shares one commit
                 for future in done:
-                    try:
-                        with store.transaction():  # a savepoint: a source that fails undoes only itself
-                            if future in feeds:
-                                source = feeds.pop(future)  # drop the response and posts once stored
-                                retrieved = future.result()
-                                outcome = record(
-                                    store, config, source, retrieved, datetime.now(UTC), states[source.name]
+                    try:  # each source's writes are atomic (record; the savepoint): a failure undoes only its own
+                        if future in feeds:
+                            source = feeds.pop(future)  # drop the response and posts once stored
+                            now = datetime.now(UTC)
+                            outcome = record(store, config, source, future.result(), now, states[source.name])
+                            outcomes[source.name] = outcome
+                            owed = owed_articles(store, source)
+                            if owed:
+                                job = pool.submit(
+                                    fetch_articles, session, source, owed, limits_for(config, source), hosts, cpu
                                 )
-                                outcomes[source.name] = outcome
-                                owed = owed_articles(store, source)
-                                if owed:
-                                    job = pool.submit(
-                                        fetch_articles, session, source, owed, limits_for(config, source), hosts, cpu
-                                    )
-                                    articles[job] = source
-                                    pending.add(job)
-                                    continue
-                            else:
-                                source = articles.pop(future)
-                                outcome = outcomes[source.name]
+                                articles[job] = source
+                                pending.add(job)
+                                continue
+                        else:
+                            source = articles.pop(future)
+                            outcome = outcomes[source.name]
+                            with store.transaction():
                                 add_articles(outcome, record_articles(store, source, future.result()))
-                            finished.append(outcome)
+                        finished.append(outcome)
                     except Exception as exc:  # a bug or a broken database: keep what is stored, then stop
                         failure = exc
                         break

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aggregator.pipeline import fetch_sources
+from aggregator.fetch import make_session
+from aggregator.pipeline import INLINE, fetch_sources, record, retrieve
 from aggregator.store import SourceState, Store
 
 from .conftest import fixture
@@ -409,3 +410,25 @@ def test_nested_transactions_are_savepoints(tmp_path: Any) -> None:
     assert set(store.source_states()) == {"kept"}
     assert other.execute("SELECT name FROM sources").fetchall() == [("kept",)]
     store.close()
+
+
+def test_posts_and_state_of_a_source_are_stored_together(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    """record() stores a source's posts and its new state (validators, next poll) in one
+    transaction: when the state cannot be saved, the posts are not kept either, so the next
+    fetch is not answered 304 for posts that were never stored."""
+    url = server.add("/feed.xml", rss(item("g1", "新闻一") + item("g2", "新闻二")), etag='"v1"')
+    config = make_config([{"name": "券商新闻", "url": url}])
+    store = open_store(config)
+    source = config.sources[0]
+    now = datetime.now(UTC)
+    retrieved = retrieve(config, source, SourceState(name=source.name), make_session(), now, INLINE)
+    assert retrieved.outcome.result == "ok" and len(retrieved.posts) == 2
+
+    def broken_schedule(failures: int) -> datetime | None:
+        raise RuntimeError("scheduler gone")
+
+    with pytest.raises(RuntimeError):
+        record(store, config, source, retrieved, now, schedule=broken_schedule)
+    assert store.count_posts() == 0 and store.source_state(source.name).etag == ""
+    record(store, config, source, retrieved, now)
+    assert store.count_posts() == 2 and store.source_state(source.name).etag == '"v1"'

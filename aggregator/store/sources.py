@@ -76,13 +76,13 @@ class SourceStore(Database):
         }
 
     def save_source_state(self, state: SourceState) -> None:
+        """One statement, atomic by itself: no savepoint around it (two statements fewer per poll)."""
         values = {k: getattr(state, k) for k in SOURCE_FIELDS}
-        with self.transaction() as conn:
-            conn.execute(
-                f"INSERT INTO sources (name, {', '.join(values)}) VALUES (?, {', '.join('?' * len(values))}) "
-                f"ON CONFLICT(name) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in values)}",
-                (state.name, *values.values()),
-            )
+        self.conn.execute(
+            f"INSERT INTO sources (name, {', '.join(values)}) VALUES (?, {', '.join('?' * len(values))}) "
+            f"ON CONFLICT(name) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in values)}",
+            (state.name, *values.values()),
+        )
 
     def reset_source(self, name: str) -> bool:
         """Clear failures, backoff, validators, redirect and gone state; True if the source was known."""
