@@ -1,0 +1,46 @@
+"""The worker process pool: jobs run in other processes, and stopping it is bounded."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from aggregator.workers import CpuPool
+
+
+def test_jobs_run_in_worker_processes() -> None:
+    pool = CpuPool(processes=2)
+    try:
+        pids = {pool.run(os.getpid) for _ in range(4)}
+        assert os.getpid() not in pids
+    finally:
+        pool.shutdown()
+
+
+def test_shutdown_does_not_wait_for_a_stuck_worker() -> None:
+    """A job that never ends (a pathological page, a bug) must not keep the daemon from stopping."""
+    pool = CpuPool(processes=1)
+    worker = pool.run(os.getpid)
+    stuck = pool.submit(time.sleep, 120)
+    time.sleep(0.5)  # let it start
+    started = time.monotonic()
+    pool.shutdown(timeout=1.0)
+    assert time.monotonic() - started < 5
+    assert not stuck.done() or stuck.exception() is not None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"worker {worker} still running after shutdown")
+
+
+def test_a_pool_can_be_used_again_after_shutdown() -> None:
+    pool = CpuPool(processes=1)
+    first = pool.run(os.getpid)
+    pool.shutdown()
+    assert pool.run(os.getpid) != first  # a fresh worker
+    pool.shutdown()
