@@ -106,7 +106,7 @@ class CpuPool:
         with self._lock:
             if self._executor is None:
                 context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["aggregator.workers"])
+                context.set_forkserver_preload(["aggregator.worker_preload"])
                 self._executor = ProcessPoolExecutor(
                     self.processes, mp_context=context, initializer=_follow_parent, initargs=(os.getpid(),)
                 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 import time
 
 from aggregator.workers import CpuPool
@@ -44,3 +46,18 @@ def test_a_pool_can_be_used_again_after_shutdown() -> None:
     pool.shutdown()
     assert pool.run(os.getpid) != first  # a fresh worker
     pool.shutdown()
+
+
+def test_workers_share_the_preloaded_modules_frozen() -> None:
+    """The forkserver freezes what it preloaded, so the workers' collectors never touch (and copy)
+    those pages: each worker starts with the forkserver's objects in the permanent generation."""
+    pool = CpuPool(processes=1)
+    try:
+        assert pool.run(gc.get_freeze_count) > 10_000
+        assert "feedparser" in pool.run(_loaded_modules)
+    finally:
+        pool.shutdown()
+
+
+def _loaded_modules() -> set[str]:
+    return set(sys.modules)

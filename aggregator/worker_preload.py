@@ -1,0 +1,15 @@
+"""Imported by the forkserver alone, before it forks any worker: the workers' code, then gc.freeze().
+
+Each worker is forked from the forkserver and shares its memory page by page until a page is
+written. CPython's cycle collector writes to the header of every object it examines, so the first
+collection in a worker would copy every page of the preloaded modules (feedparser, nh3, our code)
+into that worker. Frozen objects are never examined: the pages stay shared by all the workers.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from . import workers  # noqa: F401 - imported for its side effect: the modules a worker needs
+
+gc.freeze()
