@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from lxml import etree
 from aggregator.cli_build import build
 from aggregator.cli_common import Context
 from aggregator.models import Post
-from aggregator.publish import build_site, publish_changed
+from aggregator.publish import atomic, build_site, publish_changed
 from aggregator.publish.atomic import UnsafePathError, inside, write_if_changed
 from aggregator.publish.items import ATOM_ID_NAMESPACE, is_absolute_iri
 
@@ -357,6 +358,28 @@ def test_inside_refuses_paths_that_escape(tmp_path: Path) -> None:
         with pytest.raises(UnsafePathError):
             inside(root, *parts)
     assert inside(root, "a", "feed.xml") == root.resolve() / "a" / "feed.xml"
+
+
+def test_write_if_changed_makes_readable_files_under_any_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        target = tmp_path / "new" / "folder" / "feed.xml"  # folders made on demand
+        assert write_if_changed(target, b"<rss/>")
+    finally:
+        os.umask(old)
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_write_if_changed_steps_over_a_dead_writers_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed process with our pid may have left `.NAME.PID.N.tmp` files: they are never reused."""
+    monkeypatch.setattr(atomic, "_WRITES", itertools.count(7))  # the numbers this process tries next
+    taken = [tmp_path / f".feed.xml.{os.getpid()}.{n}.tmp" for n in range(7, 57)]
+    for path in taken:
+        path.write_bytes(b"old")
+    target = tmp_path / "feed.xml"
+    assert write_if_changed(target, b"new") and target.read_bytes() == b"new"
+    assert all(p.read_bytes() == b"old" for p in taken)
+    assert len(list(tmp_path.iterdir())) == len(taken) + 1  # its own temp file was renamed
 
 
 def test_write_if_changed_is_atomic_and_keeps_unchanged_files(tmp_path: Path) -> None:
