@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pickle
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from aggregator.cli_common import Context
 from aggregator.models import Post
 from aggregator.publish import atomic, build_site, publish_changed
 from aggregator.publish.atomic import UnsafePathError, inside, write_if_changed
+from aggregator.publish.filelist import FileList
 from aggregator.publish.items import ATOM_ID_NAMESPACE, is_absolute_iri
 
 from .publish_helpers import (
@@ -585,3 +587,15 @@ def test_a_big_jekyll_export_on_the_workers_writes_the_same_files(tmp_path: Path
     assert not [p for p in (tmp_path / "parallel").rglob("*.md") if gone in p.name]
     assert len(list((tmp_path / "parallel").rglob("*.md"))) == 39
     db.close()
+
+
+def test_file_list_is_a_sequence_of_paths_kept_as_strings(tmp_path: Path) -> None:
+    files = FileList([tmp_path / "a.xml"])
+    files.append(str(tmp_path / "b.xml"))
+    files += [tmp_path / "c.md"]
+    files += FileList([tmp_path / "d.md"])
+    assert list(files) == [tmp_path / n for n in ("a.xml", "b.xml", "c.md", "d.md")] == files
+    assert files[1] == tmp_path / "b.xml" and files[-2:] == [tmp_path / "c.md", tmp_path / "d.md"]
+    assert tmp_path / "c.md" in files and tmp_path / "e.md" not in files and len(files) == 4
+    back = pickle.loads(pickle.dumps(files))  # a Jekyll part comes back from a worker this way
+    assert back == files and isinstance(back[0], Path)

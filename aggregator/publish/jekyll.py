@@ -26,6 +26,7 @@ from ..config import Config
 from ..dates import local_time
 from ..models import Post
 from .atomic import inside, write_if_changed
+from .filelist import FileList
 
 POSTS = "_posts"
 ARCHIVE = "old_posts"
@@ -76,9 +77,9 @@ class JekyllSettings:
 class JekyllReport:
     """What an export changed: files written or moved, files left as they were, files deleted."""
 
-    written: list[Path] = field(default_factory=list)
+    written: FileList = field(default_factory=FileList)
     unchanged: int = 0
-    removed: list[Path] = field(default_factory=list)
+    removed: FileList = field(default_factory=FileList)
     skipped: list[str] = field(default_factory=list)
 
     def add(self, other: JekyllReport) -> None:

@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import Config
@@ -26,6 +25,7 @@ from ..workers import shared_pool
 from . import jekyll
 from .atomic import inside, remove_file, sweep_temp_files, write_if_changed
 from .feeds import render_atom, render_rss
+from .filelist import FileList
 from .items import FeedInfo, feed_items, xml_text
 from .jekyll_jobs import Export
 from .jsonfeed import render_json
@@ -43,9 +43,9 @@ _SAFE_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 class PublishReport:
     """What a build did: files written because their bytes changed, files left alone, files removed."""
 
-    written: list[Path] = field(default_factory=list)
+    written: FileList = field(default_factory=FileList)
     unchanged: int = 0
-    removed: list[Path] = field(default_factory=list)
+    removed: FileList = field(default_factory=FileList)
     deleted_posts: int = 0
     warnings: list[str] = field(default_factory=list)
 
