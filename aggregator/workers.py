@@ -11,7 +11,6 @@ source answers 304 starts none. With `processes=0` jobs run in the calling threa
 from __future__ import annotations
 
 import atexit
-import multiprocessing
 import os
 import threading
 import time
@@ -23,6 +22,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from . import forkserver
 from .article import decode_page, extract_article
 from .config import Rule, Source
 from .errors import AggregatorError
@@ -74,26 +74,6 @@ def extract_job(body: bytes, content_type: str, url: str, selector: str) -> str:
     return sanitise_html(html, url) if html else ""
 
 
-def _follow_parent(pid: int) -> None:
-    """Worker start-up: exit when the process that owns the pool is gone.
-
-    A worker's parent is the forkserver, and every worker holds both ends of the pool's queues, so
-    when the owner is killed (`kill -9`, OOM) nothing would ever tell the workers; this thread does.
-    """
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:
-                pass
-
-    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
-
-
 class CpuPool:
     """A lazily started process pool (or inline execution with `processes=0`)."""
 
@@ -105,10 +85,9 @@ class CpuPool:
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["aggregator.worker_preload"])
                 self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=context, initializer=_follow_parent, initargs=(os.getpid(),)
+                    self.processes, mp_context=forkserver.context(), initializer=forkserver.follow_parent,
+                    initargs=(os.getpid(),),
                 )
             return self._executor
 

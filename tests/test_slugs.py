@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 
-from aggregator.slugs import MAX_SLUG_LENGTH, slugify
+from aggregator.slugs import MAX_SLUG_LENGTH, PinyinHelper, slugify
 
 
 @pytest.mark.parametrize(
@@ -34,3 +37,25 @@ def test_slug_is_always_a_safe_folder_name(name: str) -> None:
 
 def test_distinct_unslugifiable_names_get_distinct_slugs() -> None:
     assert slugify("🙂") != slugify("🙃")
+
+
+def test_pinyin_is_made_in_a_helper_process_that_exits_when_idle() -> None:
+    """pypinyin's ~55 MB dictionary never loads in the calling process (a daemon would keep it for
+    good); the helper answers, then exits after its idle time, and comes back when needed."""
+    code = (
+        "import sys\n"
+        "from aggregator.slugs import slugify\n"
+        "print(slugify('银行 Bank'), slugify('重庆'), 'pypinyin' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["yinhang-bank", "chongqing", "False"], result.stderr
+    helper = PinyinHelper(idle=0.5)
+    try:
+        assert helper("证券") == "zhengquan"
+        deadline = time.monotonic() + 10
+        while helper._executor is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert helper._executor is None, "the helper did not exit when idle"
+        assert helper("券商") == "quanshang"  # started again
+    finally:
+        helper.close()
