@@ -62,7 +62,8 @@ class PinyinHelper:
             return pinyin_here(han)
         try:
             return executor.submit(pinyin_here, han).result()
-        except Exception:  # the helper died or was stopped meanwhile: the same answer, made here
+        except Exception:  # the helper died (killed, out of memory): a new one next time; this one here
+            self._discard(executor)
             return pinyin_here(han)
         finally:
             self._release()
@@ -96,6 +97,12 @@ class PinyinHelper:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+
+    def _discard(self, executor: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is executor:
+                self._executor = None
+        executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the helper now (it is started again when needed)."""

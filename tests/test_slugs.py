@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -57,5 +59,21 @@ def test_pinyin_is_made_in_a_helper_process_that_exits_when_idle() -> None:
             time.sleep(0.1)
         assert helper._executor is None, "the helper did not exit when idle"
         assert helper("券商") == "quanshang"  # started again
+    finally:
+        helper.close()
+
+
+def test_a_killed_pinyin_helper_is_replaced() -> None:
+    helper = PinyinHelper(idle=30)
+    try:
+        assert helper("证券") == "zhengquan"
+        executor = helper._executor
+        assert executor is not None
+        for pid in list(executor._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        assert helper("银行") == "yinhang"  # answered all the same
+        assert helper("重庆") == "chongqing"
+        assert helper._executor is not None and helper._executor is not executor
     finally:
         helper.close()

@@ -5,7 +5,7 @@ two (no build times), so two builds give the same bytes and unchanged files are 
 
 The names below are imported on first use (PEP 562), not with the package: a worker process that
 runs a part of a Jekyll export imports `publish.jekyll_jobs`, and so this package, and should not
-load feedgen, lxml and Jinja (~8 MB a process) for it.
+load feedgen and Jinja (~4 MB a process) for it.
 """
 
 from __future__ import annotations
