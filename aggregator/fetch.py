@@ -84,8 +84,9 @@ def make_session(pool_size: int = 16) -> requests.Session:
     """A Session with a connection pool big enough for our workers and our User-Agent."""
     session = requests.Session()
     session.trust_env = environment_matters()
-    if not session.trust_env and _ca_bundle_from_environment():
-        session.verify = _ca_bundle_from_environment()  # as requests would have, read once
+    bundle = _ca_bundle_from_environment()
+    if bundle and not session.trust_env:
+        session.verify = bundle  # as requests would have, read once
     adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -110,9 +110,9 @@ class PinyinHelper:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            executor, self._executor = self._executor, None
+            executor = self._executor
         if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            self._discard(executor)
 
 
 _pinyin = PinyinHelper()
