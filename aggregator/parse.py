@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
+import feedparser.api
 
 from .errors import ParseError
 from .models import Enclosure, ParsedFeed, RawEntry
@@ -28,6 +29,10 @@ _ENTITY = re.compile(rb"<!ENTITY\s+%?\s*([^\s>]+)\s+([^>]*)>", re.IGNORECASE)
 _CHAR_REF = re.compile(rb"&#(?:[0-9]+|x[0-9a-fA-F]+);")
 MAX_ENTITIES = 50
 MAX_ENTITY_LENGTH = 40
+
+# feedparser asks xml.sax for the first driver of this list it can load (drv_libxml2 by default,
+# which is not installed, then the standard expat reader): ours is that reader with text buffered
+feedparser.api.PREFERRED_XML_PARSERS = ["aggregator.parse_sax"]
 
 
 def declared_encoding(body: bytes, content_type: str) -> str:
