@@ -22,7 +22,7 @@ class BufferedExpatParser(ExpatParser):
 
     def reset(self) -> None:
         super().reset()  # makes a new expat parser for the next document
-        parser: Any = self._parser
+        parser: Any = getattr(self, "_parser")  # noqa: B009 - made by reset(), unknown to typeshed
         parser.buffer_text = True
         parser.buffer_size = TEXT_BUFFER
 
