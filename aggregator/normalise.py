@@ -107,12 +107,15 @@ class Normaliser:
         link = absolute_url(entry.link, feed_base) or absolute_url(entry.guid, "")
         base = link or feed_base
         content = sanitise_html(entry.content or entry.summary, base)
-        summary = sanitise_html(entry.summary, base) if entry.summary else ""
         text = plain_text(content)
-        if not summary and text:
-            summary = excerpt(text, SUMMARY_EXCERPT_LENGTH).replace("&", "&amp;").replace("<", "&lt;")
+        if not entry.content:  # the summary is the content: the same fragment, sanitised once
+            summary, summary_text = content, text
+        else:
+            summary = sanitise_html(entry.summary, base) if entry.summary else ""
+            if not summary and text:
+                summary = excerpt(text, SUMMARY_EXCERPT_LENGTH).replace("&", "&amp;").replace("<", "&lt;")
+            summary_text = plain_text(summary)
         title = plain_text(entry.title) or excerpt(text, TITLE_FALLBACK_LENGTH) or link or "(untitled)"
-        summary_text = plain_text(summary)
         if self.source.include and not _matches(self.source.include, [title, summary_text]):
             return None
         if _matches(self.source.exclude, [title, summary_text]):

@@ -13,8 +13,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import nh3
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
-_SPACE = re.compile(r"\s+")
-_BLOCK_START = re.compile(r"<(/?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre|hr|img))\b", re.I)
+# where a block element starts or ends: a space goes there (a lookahead, so the replacement is a
+# plain " " and no match groups are copied: this runs on every entry)
+_BLOCK_START = re.compile(r"(?=</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre|hr|img)\b)", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|spm|from|share_token)$", re.IGNORECASE)
 
@@ -91,9 +92,9 @@ def plain_text(fragment: str) -> str:
     if not fragment:
         return ""
     if "<" in fragment:  # block boundaries separate words: <p>a</p><p>b</p> reads "a b"
-        fragment = _BLOCK_START.sub(r" <\1", fragment)
+        fragment = _BLOCK_START.sub(" ", fragment)
     text = html.unescape(_TEXT_ONLY.clean(fragment)) if "<" in fragment or "&" in fragment else fragment
-    return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
+    return " ".join(_CONTROL.sub("", text).split())  # runs of whitespace (str.isspace) -> one space
 
 
 def excerpt(text: str, length: int) -> str:
