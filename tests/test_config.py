@@ -63,6 +63,9 @@ def test_issue_example_loads(tmp_path: Path) -> None:
     assert config.site.database == tmp_path / "var/aggregator.db"
     assert config.defaults.interval == 1800
     assert config.categories["quanshang"] == "券商"
+    # worked out once per config (each source's store asks for it): the same mapping every time
+    assert config.categories is config.categories
+    assert list(config.categories) == ["meirijingjixinwen", "tech-news", "keji", "quanshang"]
 
 
 def test_repo_feeds_yaml_passes_check() -> None:

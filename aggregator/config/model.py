@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -112,9 +113,13 @@ class Config:
     jekyll: Jekyll | None = None
     server: Server = field(default_factory=Server)
 
-    @property
+    @cached_property
     def categories(self) -> dict[str, str]:
-        """Every category the config names, slug -> name, sources first, then rules."""
+        """Every category the config names, slug -> name, sources first, then rules.
+
+        Worked out once (the config is frozen): storing each source's posts asks for it, and
+        rebuilding it from every source each time made a fetch pass quadratic in the sources.
+        Read it, do not change it."""
         names: dict[str, str] = {}
         for cat in [c for s in self.sources for c in s.categories] + [
             c for r in self.rules for c in r.categories
