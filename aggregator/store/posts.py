@@ -29,6 +29,7 @@ class PostStore(Database):
             known = _Known(conn, posts)
             for post in posts:
                 self._store_one(conn, post, now, result, full_text, known)
+            known.new.flush(conn)
             for slug in result.categories:
                 name = category_names.get(slug, slug)
                 conn.execute("INSERT OR IGNORE INTO categories(slug, name) VALUES (?, ?)", (slug, name))
@@ -46,17 +47,11 @@ class PostStore(Database):
             return
         if row is None:
             values = self._values(post, link_key)
-            if full_text and post.link:
-                values["article_status"] = "pending"
-            cursor = conn.execute(
-                f"INSERT INTO posts ({', '.join(values)}, first_seen) VALUES "
-                f"({', '.join('?' * len(values))}, ?)",
-                (*values.values(), to_db_time(now)),
-            )
-            num = int(cursor.lastrowid or 0)
+            status = "pending" if full_text and post.link else ""
+            num = known.new.add(values, status, to_db_time(now))
             result.new += 1
             known.rows[post.id] = (num, post.content_hash, values["date"], values["updated"], values["categories"],
-                                   values["tags"], post.link, values.get("article_status", ""), values["content"])
+                                   values["tags"], post.link, status, values["content"])
             if link_key:
                 twin_row = (num, post.content_hash, values["date"], values["updated"], values["categories"],
                             values["tags"], post.id)
@@ -65,6 +60,7 @@ class PostStore(Database):
             num, old_hash, old_date, old_updated = row[0], row[1], row[2], row[3]
             if old_hash == post.content_hash:
                 return
+            known.new.flush(conn)  # the row may be one of this batch's, not written yet
             values = self._values(post, link_key)
             if not post.dated:
                 values["date"] = old_date
@@ -85,15 +81,18 @@ class PostStore(Database):
         body = post.text if values["content"] == post.content and post.text else (
             plain_text(post.summary) + " " + plain_text(values["content"])
         )
-        conn.execute(
-            "INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)", (num, fts_text(post.title), fts_text(body))
-        )
+        searchable = (num, fts_text(post.title), fts_text(body))
+        if row is None:
+            known.new.fts.append(searchable)
+        else:
+            conn.execute("INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)", searchable)
         result.post_ids.append(post.id)
         result.categories.update(post.categories)
         result.tags.update(slugify(t) for t in post.tags)
 
     def _merge_twin(self, conn: sqlite3.Connection, twin: Any, post: Post, result: StoreResult, known: _Known) -> None:
         """The same article from another source: add this source's categories and tags to it."""
+        known.new.flush(conn)  # the twin may be one of this batch's posts, not written yet
         num, date, post_id = twin[0], twin[2], twin[6]
         categories = json.loads(twin[4])
         tags = json.loads(twin[5])
@@ -122,21 +121,22 @@ class PostStore(Database):
         conn: sqlite3.Connection, num: int, date: str, categories: list[str], tags: list[str], known: _Known,
         fresh: bool = False,
     ) -> None:
-        if not fresh:  # a new post has no index rows yet
-            conn.execute("DELETE FROM post_categories WHERE post = ?", (num,))
-            conn.execute("DELETE FROM post_tags WHERE post = ?", (num,))
-        conn.executemany(
-            "INSERT OR IGNORE INTO post_categories(slug, post, date) VALUES (?, ?, ?)",
-            [(slug, num, date) for slug in categories],
-        )
-        rows = []
+        category_rows = [(slug, num, date) for slug in categories]
+        tag_rows = []
         for tag in tags:
             slug = slugify(tag)
             if slug not in known.tags:
                 conn.execute("INSERT OR IGNORE INTO tags(slug, name) VALUES (?, ?)", (slug, tag))
                 known.tags.add(slug)
-            rows.append((slug, num, date))
-        conn.executemany("INSERT OR IGNORE INTO post_tags(slug, post, date) VALUES (?, ?, ?)", rows)
+            tag_rows.append((slug, num, date))
+        if fresh:  # a new post: its rows go with the batch's other new rows
+            known.new.categories += category_rows
+            known.new.tags += tag_rows
+            return
+        conn.execute("DELETE FROM post_categories WHERE post = ?", (num,))
+        conn.execute("DELETE FROM post_tags WHERE post = ?", (num,))
+        conn.executemany(_INSERT_CATEGORY, category_rows)
+        conn.executemany(_INSERT_TAG, tag_rows)
 
     @staticmethod
     def _values(post: Post, link_key: str) -> dict[str, Any]:
@@ -276,6 +276,45 @@ class PostStore(Database):
         return {row[0] for row in self.conn.execute("SELECT id FROM posts")}
 
 
+_INSERT_CATEGORY = "INSERT OR IGNORE INTO post_categories(slug, post, date) VALUES (?, ?, ?)"
+_INSERT_TAG = "INSERT OR IGNORE INTO post_tags(slug, post, date) VALUES (?, ?, ?)"
+
+
+class _NewRows:
+    """The rows of a batch's new posts, written with one executemany per table.
+
+    A statement per post and table (five per post) cost more in Python and in handing the GIL
+    back and forth than SQLite spent inserting. New posts get their numbers here, from the
+    largest one stored (the batch runs inside BEGIN IMMEDIATE, so nobody else inserts meanwhile).
+    Anything that reads or changes an existing row flushes first, so statements still see the
+    rows in the order they were made.
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.next_num = int(conn.execute("SELECT coalesce(max(num), 0) FROM posts").fetchone()[0]) + 1
+        self.posts: list[tuple[Any, ...]] = []
+        self.categories: list[tuple[str, int, str]] = []
+        self.tags: list[tuple[str, int, str]] = []
+        self.fts: list[tuple[int, str, str]] = []
+        self.columns = ""
+
+    def add(self, values: dict[str, Any], article_status: str, first_seen: str) -> int:
+        """Queue a new post's row; return the number it will have."""
+        num, self.next_num = self.next_num, self.next_num + 1
+        self.columns = self.columns or ", ".join(["num", *values, "article_status", "first_seen"])
+        self.posts.append((num, *values.values(), article_status, first_seen))
+        return num
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self.posts:
+            marks = ", ".join("?" * len(self.posts[0]))
+            conn.executemany(f"INSERT INTO posts ({self.columns}) VALUES ({marks})", self.posts)
+        conn.executemany(_INSERT_CATEGORY, self.categories)
+        conn.executemany(_INSERT_TAG, self.tags)
+        conn.executemany("INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)", self.fts)
+        self.posts, self.categories, self.tags, self.fts = [], [], [], []
+
+
 class _Known:
     """What the database already holds for one batch, read with a few IN queries instead of two
     look-ups per post: rows by id, twins (same link, another source) by link key, and tag slugs."""
@@ -287,6 +326,7 @@ class _Known:
         self.twins: dict[str, tuple[Any, ...]] = {}
         self.tags: set[str] = set()
         self.inserted: dict[str, tuple[tuple[Any, ...], str]] = {}  # link key -> (twin row, source)
+        self.new = _NewRows(conn)
         ids = [p.id for p in posts]
         for chunk in _chunks(ids, self.CHUNK):
             for row in conn.execute(
