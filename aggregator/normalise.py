@@ -147,7 +147,7 @@ class Normaliser:
             dated=date is not None,
         )
         post.content_hash = content_hash(post)
-        post.text = summary_text + " " + text
+        post.text = text if summary is content else summary_text + " " + text  # the words once
         return post
 
     def _clamp(self, when: datetime | None) -> datetime:
