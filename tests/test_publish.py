@@ -362,7 +362,11 @@ def test_inside_refuses_paths_that_escape(tmp_path: Path) -> None:
     assert inside(root, "a", "feed.xml") == root.resolve() / "a" / "feed.xml"
 
 
-def test_write_if_changed_makes_readable_files_under_any_umask(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unnamed", [True, False], ids=["o_tmpfile", "named-temp"])
+def test_write_if_changed_makes_readable_files_under_any_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    monkeypatch.setattr(atomic, "_unnamed_files", unnamed and atomic._unnamed_files)
     old = os.umask(0o077)
     try:
         target = tmp_path / "new" / "folder" / "feed.xml"  # folders made on demand
@@ -379,9 +383,38 @@ def test_write_if_changed_steps_over_a_dead_writers_temp_file(tmp_path: Path, mo
     for path in taken:
         path.write_bytes(b"old")
     target = tmp_path / "feed.xml"
+    target.write_bytes(b"first")  # replacing a file: always through a named temporary file
     assert write_if_changed(target, b"new") and target.read_bytes() == b"new"
     assert all(p.read_bytes() == b"old" for p in taken)
     assert len(list(tmp_path.iterdir())) == len(taken) + 1  # its own temp file was renamed
+
+
+def test_a_new_file_is_written_unnamed_then_linked_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Linux a new file never exists half-written under any name, not even a temporary one."""
+    if not atomic._unnamed_files:
+        pytest.skip("no O_TMPFILE here")
+
+    def no_named_temp(path: Path) -> tuple[int, str]:
+        raise AssertionError(f"a named temporary file was made for {path}")
+
+    monkeypatch.setattr(atomic, "_create_temp", no_named_temp)
+    target = tmp_path / "made" / "on" / "demand.md"
+    assert write_if_changed(target, "标题\n".encode() * 10_000)
+    assert target.read_bytes() == "标题\n".encode() * 10_000
+    assert sorted(p.name for p in target.parent.iterdir()) == ["demand.md"]
+    assert not atomic._link_new(target, b"other", False)  # it exists now: never replaced this way
+    assert target.read_bytes() == "标题\n".encode() * 10_000
+
+
+def test_without_o_tmpfile_new_files_use_named_temporary_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What an old kernel does with O_TMPFILE (it opens the folder, and writing a folder fails
+    with EISDIR): the first refusal switches this process to named temporary files."""
+    monkeypatch.setattr(atomic, "_unnamed_files", True)
+    monkeypatch.setattr(atomic, "_UNNAMED", os.O_WRONLY)
+    assert write_if_changed(tmp_path / "a.xml", b"a") and (tmp_path / "a.xml").read_bytes() == b"a"
+    assert atomic._unnamed_files is False
+    assert write_if_changed(tmp_path / "b.xml", b"b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xml", "b.xml"]
 
 
 def test_write_if_changed_is_atomic_and_keeps_unchanged_files(tmp_path: Path) -> None:
