@@ -432,3 +432,27 @@ def test_posts_and_state_of_a_source_are_stored_together(server: FeedServer, mak
     assert store.count_posts() == 0 and store.source_state(source.name).etag == ""
     record(store, config, source, retrieved, now)
     assert store.count_posts() == 2 and store.source_state(source.name).etag == '"v1"'
+
+
+def test_sources_are_committed_in_batches_and_reported_only_once_committed(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """Several sources share a commit; each is reported (progress) only when another connection,
+    a reader such as the built-in server, can already see its posts."""
+    sources = [
+        {"name": f"s{n}", "url": server.add(f"/s{n}.xml", rss(item(f"g{n}", f"标题{n}", f"http://n.example.com/{n}")))}
+        for n in range(40)
+    ]
+    config = make_config(sources)
+    store = open_store(config)
+    reader = sqlite3.connect(config.site.database)
+    seen: list[tuple[str, int]] = []
+
+    def progress(outcome: Any) -> None:
+        count = reader.execute("SELECT count(*) FROM posts WHERE source = ?", (outcome.source,)).fetchone()[0]
+        seen.append((outcome.source, count))
+
+    report = fetch(config, store, progress=progress)
+    assert report.count("ok") == 40 and report.new == 40
+    assert sorted(seen) == sorted((f"s{n}", 1) for n in range(40))
+    assert not store.conn.in_transaction

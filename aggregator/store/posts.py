@@ -40,7 +40,7 @@ class PostStore(Database):
         known: _Known,
     ) -> None:
         row = known.rows.get(post.id)
-        link_key = canonical_link(post.link) if post.link else ""
+        link_key = known.link_keys.get(post.link) or (canonical_link(post.link) if post.link else "")
         twin = known.twin(post, link_key) if row is None and link_key else None
         if twin is not None:
             self._merge_twin(conn, twin, post, result, known)
@@ -335,7 +335,9 @@ class _Known:
                 chunk,
             ):
                 self.rows[row[0]] = tuple(row[1:])
-        wanted = {canonical_link(p.link): p.source for p in posts if p.link and p.id not in self.rows}
+        # link -> link key of the new posts, kept: _store_one needs each again
+        self.link_keys = {p.link: canonical_link(p.link) for p in posts if p.link and p.id not in self.rows}
+        wanted = {self.link_keys[p.link]: p.source for p in posts if p.link and p.id not in self.rows}
         for chunk in _chunks(list(wanted), self.CHUNK):
             for row in conn.execute(
                 "SELECT link_key, source, num, content_hash, date, updated, categories, tags, id FROM posts "
