@@ -96,8 +96,9 @@ class Post:
     enclosures: list[Enclosure]
     content_hash: str = ""
     dated: bool = True
-    #: plain text of summary and content for the full-text index, computed once by normalise
-    #: (not stored, not public; empty on posts read back from the database)
+    #: plain text of summary and content for the full-text index, Han characters spaced
+    #: (search_text.fts_text), computed once by normalise in a worker process (not stored, not
+    #: public; empty on posts read back from the database)
     text: str = ""
 
     #: the fields `posts --format json` prints, in order: the public post schema

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from .config import Rule, Source
 from .models import Enclosure, ParsedFeed, Post, RawEntry
 from .sanitise import absolute_url, excerpt, plain_text, sanitise_html
+from .search_text import fts_text
 
 FUTURE_TOLERANCE = timedelta(days=1)
 TITLE_FALLBACK_LENGTH = 60
@@ -147,7 +148,9 @@ class Normaliser:
             dated=date is not None,
         )
         post.content_hash = content_hash(post)
-        post.text = text if summary is content else summary_text + " " + text  # the words once
+        # the full-text index's words, made ready here in the worker rather than by the one thread
+        # that stores every source's posts (the words once when the summary is the content)
+        post.text = fts_text(text if summary is content else summary_text + " " + text)
         return post
 
     def _clamp(self, when: datetime | None) -> datetime:

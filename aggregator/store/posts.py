@@ -78,10 +78,11 @@ class PostStore(Database):
             result.categories.update(json.loads(row[4]))
             result.tags.update(slugify(t) for t in json.loads(row[5]))
         self._index(conn, num, values["date"], post.categories, post.tags, known, fresh=row is None)
+        # post.text is ready for the index (normalise made it); not when the stored content differs
         body = post.text if values["content"] == post.content and post.text else (
-            plain_text(post.summary) + " " + plain_text(values["content"])
+            fts_text(plain_text(post.summary) + " " + plain_text(values["content"]))
         )
-        searchable = (num, fts_text(post.title), fts_text(body))
+        searchable = (num, fts_text(post.title), body)
         if row is None:
             known.new.fts.append(searchable)
         else:
