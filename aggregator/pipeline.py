@@ -1,7 +1,8 @@
 """One pass over sources: fetch -> parse -> normalise -> store, recording each source's outcome.
 
 Network and parsing run in a bounded thread pool; every database write happens on the calling
-thread, one transaction per source, so SQLite never sees two writers from us at once.
+thread, so SQLite never sees two writers from us at once. Each source's writes are atomic (a
+savepoint); several sources share a commit (CommitBatch).
 """
 
 from __future__ import annotations

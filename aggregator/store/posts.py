@@ -284,8 +284,8 @@ _INSERT_TAG = "INSERT OR IGNORE INTO post_tags(slug, post, date) VALUES (?, ?, ?
 class _NewRows:
     """The rows of a batch's new posts, written with one executemany per table.
 
-    A statement per post and table (five per post) cost more in Python and in handing the GIL
-    back and forth than SQLite spent inserting. New posts get their numbers here, from the
+    A statement per post and table (five per post) cost Python time and, with other threads
+    running, a GIL hand-over each (every statement releases it). New posts get their numbers here, from the
     largest one stored (the batch runs inside BEGIN IMMEDIATE, so nobody else inserts meanwhile).
     Anything that reads or changes an existing row flushes first, so statements still see the
     rows in the order they were made.
