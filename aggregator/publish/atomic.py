@@ -100,12 +100,15 @@ def _link_new(path: Path, data: bytes, fsync: bool) -> bool:
     if not _unnamed_files:
         return False
     try:
-        fd = os.open(path.parent, _UNNAMED, FILE_MODE)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return _link_new(path, data, fsync)
-    except OSError:  # EOPNOTSUPP, EISDIR, EINVAL: this file system or kernel has no O_TMPFILE
-        _unnamed_files = False
+        try:
+            fd = os.open(path.parent, _UNNAMED, FILE_MODE)
+        except FileNotFoundError:  # the folder is made only when needed, as for named files
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path.parent, _UNNAMED, FILE_MODE)
+    except OSError as exc:
+        if exc.errno not in _NO_UNNAMED_FILES:
+            raise
+        _unnamed_files = False  # this file system or kernel has no O_TMPFILE
         return False
     try:
         os.fchmod(fd, FILE_MODE)  # whatever the umask: a web server must read it
@@ -131,6 +134,8 @@ def _link_new(path: Path, data: bytes, fsync: bool) -> bool:
 
 
 _UNNAMED = getattr(os, "O_TMPFILE", 0) | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+# what open() says when O_TMPFILE is unknown (older kernels see O_DIRECTORY: EISDIR) or unsupported
+_NO_UNNAMED_FILES = {errno.EISDIR, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
 _unnamed_files = hasattr(os, "O_TMPFILE")
 
 
