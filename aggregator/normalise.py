@@ -109,7 +109,8 @@ class Normaliser:
         base = link or feed_base
         content = sanitise_html(entry.content or entry.summary, base)
         text = plain_text(content)
-        if not entry.content:  # the summary is the content: the same fragment, sanitised once
+        summary_is_content = not entry.content  # the same fragment: sanitised and read once
+        if summary_is_content:
             summary, summary_text = content, text
         else:
             summary = sanitise_html(entry.summary, base) if entry.summary else ""
@@ -150,7 +151,7 @@ class Normaliser:
         post.content_hash = content_hash(post)
         # the full-text index's words, made ready here in the worker rather than by the one thread
         # that stores every source's posts (the words once when the summary is the content)
-        post.text = fts_text(text if summary is content else summary_text + " " + text)
+        post.text = fts_text(text if summary_is_content else summary_text + " " + text)
         return post
 
     def _clamp(self, when: datetime | None) -> datetime:
