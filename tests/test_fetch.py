@@ -29,6 +29,38 @@ def test_plain_fetch_sends_user_agent_and_returns_body(server: FeedServer) -> No
     assert "gzip" in sent["accept-encoding"]
 
 
+def test_headers_named_in_any_case_replace_the_sessions_own(server: FeedServer) -> None:
+    url = server.add("/feed.xml", fixture("rss20.xml"))
+    fetch_url(make_session(), url, headers={"accept": "application/atom+xml"}, user_agent="reader-bot/1")
+    sent = server.hits("/feed.xml")[0].headers
+    assert sent["accept"] == "application/atom+xml" and sent["user-agent"] == "reader-bot/1"
+
+
+@pytest.mark.parametrize("through_proxy", [False, True], ids=["direct", "proxy"])
+def test_no_cookie_is_kept_from_one_feed_to_the_next(
+    server: FeedServer, monkeypatch: pytest.MonkeyPatch, through_proxy: bool
+) -> None:
+    """Both ways a request leaves (straight to the adapter, or through Session.get when proxies
+    matter) keep no cookies: a site must not see what another site, or an earlier poll, set."""
+    # through the proxy (the local server plays it), requests name the absolute URL
+    base = "http://feeds.example.invalid" if through_proxy else ""
+    first = server.add(f"{base}/first.xml", fixture("rss20.xml"), headers={"Set-Cookie": "visitor=42; Path=/"})
+    second = server.add(f"{base}/second.xml", fixture("rss20.xml"))
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    if through_proxy:
+        monkeypatch.setenv("http_proxy", server.url(""))
+        first, second = first.removeprefix(server.url("")), second.removeprefix(server.url(""))
+    session = make_session()
+    assert session.trust_env is through_proxy
+    assert fetch_url(session, first).headers["set-cookie"] == "visitor=42; Path=/"
+    fetch_url(session, second)
+    fetch_url(session, first)
+    assert len(session.cookies) == 0
+    assert all("cookie" not in hit.headers for hit in server.requests)
+    assert len(server.requests) == 3
+
+
 def _clear_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                  "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
