@@ -450,9 +450,17 @@ def test_sources_are_committed_in_batches_and_reported_only_once_committed(
 
     def progress(outcome: Any) -> None:
         count = reader.execute("SELECT count(*) FROM posts WHERE source = ?", (outcome.source,)).fetchone()[0]
-        seen.append((outcome.source, count))
+        (result,) = reader.execute("SELECT result FROM sources WHERE name = ?", (outcome.source,)).fetchone()
+        seen.append((outcome.source, count, result))
 
     report = fetch(config, store, progress=progress)
     assert report.count("ok") == 40 and report.new == 40
-    assert sorted(seen) == sorted((f"s{n}", 1) for n in range(40))
+    assert sorted(seen) == sorted((f"s{n}", 1, "ok") for n in range(40))
     assert not store.conn.in_transaction
+    # the states (written together when a batch commits) are there too, for a poll without posts
+    server.add("/s3.xml", b"gone", status=500)
+    seen.clear()
+    report = fetch(config, store, progress=progress)
+    assert report.count("ok") == 39 and report.count("error") == 1
+    assert sorted(seen) == sorted((f"s{n}", 1, "error" if n == 3 else "ok") for n in range(40))
+    assert store.source_state("s3").failures == 1 and store.source_state("s4").failures == 0
