@@ -227,7 +227,7 @@ def export_posts(posts: Iterable[Post], settings: JekyllSettings, report: Jekyll
 def _write_post(target: Path, data: bytes, olds: list[Path]) -> bool:
     """Write one post's file (or move its older copy into place), deleting the rest of `olds`
     (which then lists what was deleted); True when the file was written or moved."""
-    if not target.exists() and olds and olds[0].read_bytes() == data:
+    if olds and not target.exists() and olds[0].read_bytes() == data:  # no stat when there is no older copy
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(olds.pop(0), target)  # aged into old_posts: moved, mtime kept
         written = True
