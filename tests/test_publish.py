@@ -301,6 +301,25 @@ def test_tag_feeds_only_for_tags_on_enough_posts(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tags / "meirijingjixinwenxinwen").iterdir()) == ["atom.xml", "feed.xml"]
 
 
+def test_incremental_publish_gives_a_tag_its_feed_once_enough_posts_carry_it(tmp_path: Path) -> None:
+    """publish_changed counts only the changed tags, and only up to tag_feed_min: same bytes as a full build."""
+    config = write_config(tmp_path, tag_feed_min=2)
+    tags = config.site.output_dir / "tag"
+    with store(config, standard_posts()) as db:
+        build_site(config, db, now=NOW)
+        assert not (tags / "quanshang").exists()  # 券商: on one post only
+        second = make_post("每日经济新闻", 50, categories=["meirijingjixinwen"], tags=["券商"], hours_ago=0.5)
+        result = db.store_posts([second], config.categories, now=NOW)
+        assert result.tags == {"quanshang"}
+        assert db.tag_info(["quanshang", "meirijingjixinwenxinwen", "nosuchtag"], 2) == {
+            "quanshang": ("券商", 2), "meirijingjixinwenxinwen": ("每日经济新闻新闻", 2)}  # stops at 2 of 3
+        publish_changed(config, db, result.categories, result.tags, result.post_ids, now=NOW)
+        assert sorted(p.name for p in (tags / "quanshang").iterdir()) == ["atom.xml", "feed.xml"]
+        fresh = with_output(config, tmp_path / "fresh")
+        build_site(fresh, db, now=NOW)
+    assert snapshot(config.site.output_dir) == snapshot(tmp_path / "fresh")
+
+
 def test_opml_lists_every_category_feed_by_public_url(built) -> None:
     config, _, _ = built
     root = etree.parse(str(config.site.output_dir / "feeds.opml")).getroot()

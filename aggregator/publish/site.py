@@ -57,7 +57,8 @@ class PublishReport:
 class _Publisher:
     """One build: the config, the store and what is known about categories and tags for it."""
 
-    def __init__(self, config: Config, store: Store, now: datetime | None):
+    def __init__(self, config: Config, store: Store, now: datetime | None, tags: Iterable[str] | None = None):
+        """`tags`: only these tags will be published (their counts are looked up alone); None: all."""
         self.config = config
         self.store = store
         self.site = config.site
@@ -66,7 +67,7 @@ class _Publisher:
         self.names = {**store.category_names(), **config.categories}  # the config's names win
         self.source_urls = {s.name: s.url for s in config.sources}
         self.counts = store.category_counts()
-        self.tags = store.tag_counts()
+        self.tags = store.tag_counts() if tags is None else store.tag_info(tags, config.site.tag_feed_min)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -307,7 +308,7 @@ def publish_changed(
 
     Called by the pipeline after storing a batch with the StoreResult's categories, tags and post ids.
     """
-    publisher = _Publisher(config, store, now)
+    publisher = _Publisher(config, store, now, tags)
     finish_jekyll = publisher.start_jekyll(post_ids)
     for slug in sorted(categories):
         if publisher.safe(slug, "category"):

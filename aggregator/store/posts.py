@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -271,6 +272,19 @@ class PostStore(Database):
             "LEFT JOIN tags ON tags.slug = post_tags.slug GROUP BY post_tags.slug"
         )
         return {slug: (name, int(count)) for slug, name, count in rows}
+
+    def tag_info(self, slugs: Iterable[str], at_least: int) -> dict[str, tuple[str, int]]:
+        """Like `tag_counts`, for these tags only, each count stopping at `at_least`: enough to
+        tell whether a tag has a feed, in time that does not grow with the database."""
+        found = {}
+        for slug in slugs:
+            (count,) = self.conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM post_tags WHERE slug = ? LIMIT ?)", (slug, max(1, at_least))
+            ).fetchone()
+            if count:
+                row = self.conn.execute("SELECT name FROM tags WHERE slug = ?", (slug,)).fetchone()
+                found[slug] = (row[0] if row else slug, int(count))
+        return found
 
     def post_ids(self) -> set[str]:
         """The id of every stored post."""
