@@ -10,6 +10,7 @@ from pathlib import Path
 from aggregator.normalise import content_hash
 from aggregator.slugs import slugify
 from aggregator.store import Store
+from aggregator.store.base import StoreResult
 
 from .publish_helpers import make_post
 
@@ -56,3 +57,65 @@ def test_the_same_article_from_two_sources_in_one_batch_is_merged(tmp_path: Path
     assert (stored.id, sorted(stored.categories), sorted(stored.tags)) == (a.id, ["jia", "yi"], ["乙新闻", "甲新闻"])
     assert [p.id for p in store.posts(category="yi")] == [a.id]
     assert [p.id for p in store.posts(tag=slugify("乙新闻"))] == [a.id]
+
+
+def _fts_consistent(store: Store) -> bool:
+    """FTS5's own check that its index matches its rows, and one row per post."""
+    store.conn.execute("INSERT INTO posts_fts(posts_fts) VALUES ('integrity-check')")
+    (rows,) = store.conn.execute("SELECT count(*) FROM posts_fts").fetchone()
+    return bool(rows == store.count_posts())
+
+
+def test_full_text_rows_wait_for_the_commit_and_survive_a_failed_source_beside_them(tmp_path: Path) -> None:
+    """Sources sharing a commit queue their full-text rows until it; a source that fails in its
+    savepoint takes only its own rows with it, even after the queue was written inside it."""
+    store = Store(tmp_path / "db.sqlite")
+    names = {"jia": "甲"}
+    kept = [make_post("甲", n, categories=["jia"], content=f"<p>保留 词{n}</p>") for n in range(3)]
+    lost = make_post("乙", 9, categories=["jia"], content="<p>丢弃 火箭</p>")
+    edit = dataclasses.replace(kept[0], content="<p>改过 老虎</p>")
+    edit.content_hash = content_hash(edit)
+
+    class SourceFailed(Exception):
+        pass
+
+    with store.transaction():
+        store.store_posts(kept, names, NOW)
+        assert store.conn.execute("SELECT count(*) FROM posts_fts").fetchone()[0] == 0  # queued, not written
+        try:
+            with store.transaction():  # another source's savepoint: stores, edits (writing the queue), fails
+                store.store_posts([lost], names, NOW)
+                store.store_posts([edit], names, NOW)
+                raise SourceFailed
+        except SourceFailed:
+            pass
+    assert store.count_posts() == 3 and _fts_consistent(store)
+    assert [p.id for p in store.search("保留 词0")] == [kept[0].id]  # the edit went with the failed savepoint
+    assert store.search("火箭") == [] and store.search("老虎") == []
+
+
+def test_a_post_stored_edited_and_given_its_article_in_one_commit_is_indexed_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    post = make_post("甲", 1, categories=["jia"], content="<p>第一版 苹果</p>")
+    edit = dataclasses.replace(post, content="<p>第二版 香蕉</p>")
+    edit.content_hash = content_hash(edit)
+    with store.transaction():
+        store.store_posts([post], {"jia": "甲"}, NOW)
+        store.store_posts([edit], {"jia": "甲"}, NOW)
+        store.save_article(post.id, "<p>全文 西瓜</p>", NOW, StoreResult())
+    assert _fts_consistent(store)
+    assert [p.id for p in store.search("西瓜")] == [post.id]
+    assert store.search("苹果") == [] and store.search("香蕉") == []
+
+
+def test_a_rolled_back_commit_leaves_no_full_text_rows_queued(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    try:
+        with store.transaction():
+            store.store_posts([make_post("甲", 1, categories=["jia"], content="<p>回滚 葡萄</p>")], {}, NOW)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    store.store_posts([make_post("甲", 2, categories=["jia"], content="<p>提交 橙子</p>")], {}, NOW)
+    assert store.count_posts() == 1 and _fts_consistent(store)  # no row for the rolled-back post
+    assert store.search("葡萄") == [] and len(store.search("橙子")) == 1
