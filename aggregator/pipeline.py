@@ -22,6 +22,7 @@ from .articles import Article, ArticleReport, fetch_articles, owed_articles, rec
 from .config import Config, Source
 from .errors import FetchError
 from .fetch import FetchLimits, HostLimits, fetch_url, make_session
+from .memory import release_free_memory
 from .models import FetchResult, Post, SourceOutcome
 from .store import SourceState, Store, to_db_time
 from .workers import CpuPool, ParseJob, parse_job, shared_pool
@@ -322,4 +323,5 @@ def fetch_sources(
             raise
     order = {s.name: i for i, s in enumerate(chosen)}
     report.outcomes.sort(key=lambda o: order[o.source])
+    release_free_memory()  # the pass's posts are stored and freed: publishing need not sit on top of them
     return report
