@@ -34,12 +34,7 @@ class ArticleStore(Database):
                 "UPDATE posts SET content = ?, article_status = 'done', updated = ? WHERE num = ?",
                 (content, to_db_time(now), num),
             )
-            self.write_fts(conn)  # the post's row may still be queued
-            conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (num,))
-            conn.execute(
-                "INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)",
-                (num, fts_text(title), fts_text(plain_text(summary) + " " + plain_text(content))),
-            )
+            self.fts.replace(num, fts_text(title), fts_text(plain_text(summary) + " " + plain_text(content)))
         result.updated += 1
         result.post_ids.append(post_id)
         result.categories.update(json.loads(row[3]))

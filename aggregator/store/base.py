@@ -18,6 +18,7 @@ from typing import Self
 import sqlite_utils
 
 from ..errors import StoreError
+from .fts import FtsQueue
 from .schema import MIGRATIONS
 
 
@@ -54,7 +55,7 @@ class Database:
             self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self.db = sqlite_utils.Database(self.conn)
             self._depth = 0  # transaction() nesting
-            self._fts_pending: list[tuple[int, str, str]] = []  # full-text rows to write before COMMIT
+            self.fts = FtsQueue()  # full-text index changes, written just before COMMIT
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from None
@@ -78,13 +79,13 @@ class Database:
         """
         if self._depth:
             self._depth += 1
-            pending = list(self._fts_pending)
+            queued = self.fts.snapshot()
             self.conn.execute("SAVEPOINT nested")
             try:
                 yield self.conn
             except BaseException:
                 self.conn.execute("ROLLBACK TO nested")
-                self._fts_pending[:] = pending  # as they were, written or not, when the savepoint began
+                self.fts.restore(queued)  # as they were, written or not, when the savepoint began
                 raise
             finally:
                 self.conn.execute("RELEASE nested")
@@ -94,32 +95,15 @@ class Database:
         self._depth = 1
         try:
             yield self.conn
-            self.write_fts(self.conn)
+            self.fts.write(self.conn)
             self.conn.execute("COMMIT")
         except BaseException:
-            self._fts_pending.clear()
+            self.fts.clear()
             if self.conn.in_transaction:  # also after a COMMIT that failed (disk full, I/O error)
                 self.conn.execute("ROLLBACK")
             raise
         finally:
             self._depth = 0
-
-    def add_fts(self, rows: list[tuple[int, str, str]]) -> None:
-        """Queue full-text rows (rowid, title, body), written when the outermost transaction commits.
-
-        FTS5 writes what it has gathered as a new index segment at every savepoint, and each source
-        is stored in a savepoint of its own: rows written there make a segment per source, which
-        FTS5 then merges again and again (a fifth of the CPU of storing into a big database). Queued,
-        a whole commit's rows make one. Anything that deletes or reads full-text rows inside a
-        transaction calls `write_fts` first.
-        """
-        self._fts_pending.extend(rows)
-
-    def write_fts(self, conn: sqlite3.Connection) -> None:
-        """Write the queued full-text rows now (a savepoint rolled back later queues them again)."""
-        if self._fts_pending:
-            conn.executemany("INSERT INTO posts_fts(rowid, title, body) VALUES (?, ?, ?)", self._fts_pending)
-            self._fts_pending.clear()
 
     def _migrate(self) -> None:
         # The version is read again inside the write lock, so two processes opening a new database

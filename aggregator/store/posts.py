@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from ..sanitise import canonical_link, plain_text
 from ..search_text import fts_query, fts_text
 from ..slugs import slugify
 from .base import Database, StoreResult, from_db_time, to_db_time
+from .fts import FtsQueue
 
 
 class PostStore(Database):
@@ -27,7 +28,7 @@ class PostStore(Database):
         now = now or datetime.now(UTC)
         result = StoreResult()
         with self.transaction() as conn:
-            known = _Known(conn, posts, self.add_fts)
+            known = _Known(conn, posts, self.fts)
             for post in posts:
                 self._store_one(conn, post, now, result, full_text, known)
             known.new.flush(conn)
@@ -62,7 +63,6 @@ class PostStore(Database):
             if old_hash == post.content_hash:
                 return
             known.new.flush(conn)  # the row may be one of this batch's, not written yet
-            self.write_fts(conn)
             values = self._values(post, link_key)
             if not post.dated:
                 values["date"] = old_date
@@ -75,7 +75,6 @@ class PostStore(Database):
             conn.execute(
                 f"UPDATE posts SET {', '.join(k + ' = ?' for k in values)} WHERE num = ?", (*values.values(), num)
             )
-            conn.execute("DELETE FROM posts_fts WHERE rowid = ?", (num,))
             result.updated += 1
             result.categories.update(json.loads(row[4]))
             result.tags.update(slugify(t) for t in json.loads(row[5]))
@@ -84,7 +83,10 @@ class PostStore(Database):
         body = post.text if values["content"] == post.content and post.text else (
             fts_text(plain_text(post.summary) + " " + plain_text(values["content"]))
         )
-        known.new.fts.append((num, fts_text(post.title), body))  # an updated row's old one is deleted above
+        if row is None:
+            known.new.fts.append((num, fts_text(post.title), body))
+        else:
+            self.fts.replace(num, fts_text(post.title), body)
         result.post_ids.append(post.id)
         result.categories.update(post.categories)
         result.tags.update(slugify(t) for t in post.tags)
@@ -251,7 +253,7 @@ class PostStore(Database):
         cutoff = to_db_time(when)
         old = "SELECT num FROM posts WHERE date < ?"
         with self.transaction() as conn:
-            self.write_fts(conn)
+            self.fts.write(conn)
             conn.execute(f"DELETE FROM post_categories WHERE post IN ({old})", (cutoff,))
             conn.execute(f"DELETE FROM post_tags WHERE post IN ({old})", (cutoff,))
             conn.execute(f"DELETE FROM posts_fts WHERE rowid IN ({old})", (cutoff,))
@@ -303,8 +305,8 @@ class _NewRows:
     rows in the order they were made.
     """
 
-    def __init__(self, conn: sqlite3.Connection, add_fts: Callable[[list[tuple[int, str, str]]], None]):
-        self.add_fts = add_fts  # full-text rows are queued until the transaction commits
+    def __init__(self, conn: sqlite3.Connection, fts: FtsQueue):
+        self.fts_queue = fts  # full-text rows wait there for the commit
         self.next_num = int(conn.execute("SELECT coalesce(max(num), 0) FROM posts").fetchone()[0]) + 1
         self.posts: list[tuple[Any, ...]] = []
         self.categories: list[tuple[str, int, str]] = []
@@ -325,7 +327,8 @@ class _NewRows:
             conn.executemany(f"INSERT INTO posts ({self.columns}) VALUES ({marks})", self.posts)
         conn.executemany(_INSERT_CATEGORY, self.categories)
         conn.executemany(_INSERT_TAG, self.tags)
-        self.add_fts(self.fts)
+        for num, title, body in self.fts:
+            self.fts_queue.add(num, title, body)
         self.posts, self.categories, self.tags, self.fts = [], [], [], []
 
 
@@ -336,13 +339,13 @@ class _Known:
     CHUNK = 500
 
     def __init__(
-        self, conn: sqlite3.Connection, posts: list[Post], add_fts: Callable[[list[tuple[int, str, str]]], None]
+        self, conn: sqlite3.Connection, posts: list[Post], fts: FtsQueue
     ):
         self.rows: dict[str, tuple[Any, ...]] = {}
         self.twins: dict[str, tuple[Any, ...]] = {}
         self.tags: set[str] = set()
         self.inserted: dict[str, tuple[tuple[Any, ...], str]] = {}  # link key -> (twin row, source)
-        self.new = _NewRows(conn, add_fts)
+        self.new = _NewRows(conn, fts)
         ids = [p.id for p in posts]
         for chunk in _chunks(ids, self.CHUNK):
             for row in conn.execute(
