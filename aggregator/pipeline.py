@@ -188,10 +188,11 @@ class CommitBatch:
     """Sources stored since the last commit, committed together once there are `size` of them or
     the first is `seconds` old, or when nothing is left to wait for.
 
-    FTS5 writes a new index segment at every commit and merges segments as they pile up, and every
-    commit writes its pages to the WAL again: committing a handful of sources at a time instead of
-    each one costs a tenth less to store. Holding the write lock for at most `seconds` keeps another
-    writer (the daemon, a second fetch) waiting no longer than that.
+    Every commit writes its pages to the WAL again, and the full-text index gets a new segment per
+    commit (the store holds a commit's full-text rows until then, see store/fts.py), which FTS5
+    merges as they pile up: committing a handful of sources at a time instead of each one costs a
+    tenth less to store. Holding the write lock for at most `seconds` keeps another writer (the
+    daemon, a second fetch) waiting no longer than that.
     """
 
     def __init__(self, store: Store, size: int = 16, seconds: float = 0.5):

@@ -13,7 +13,6 @@ from ..sanitise import canonical_link, plain_text
 from ..search_text import fts_query, fts_text
 from ..slugs import slugify
 from .base import Database, StoreResult, from_db_time, to_db_time
-from .fts import FtsQueue
 
 
 class PostStore(Database):
@@ -28,7 +27,7 @@ class PostStore(Database):
         now = now or datetime.now(UTC)
         result = StoreResult()
         with self.transaction() as conn:
-            known = _Known(conn, posts, self.fts)
+            known = _Known(conn, posts)
             for post in posts:
                 self._store_one(conn, post, now, result, full_text, known)
             known.new.flush(conn)
@@ -84,8 +83,8 @@ class PostStore(Database):
             fts_text(plain_text(post.summary) + " " + plain_text(values["content"]))
         )
         if row is None:
-            known.new.fts.append((num, fts_text(post.title), body))
-        else:
+            self.fts.add(num, fts_text(post.title), body)
+        else:  # also when the row is this batch's: the queue then just holds the newer text
             self.fts.replace(num, fts_text(post.title), body)
         result.post_ids.append(post.id)
         result.categories.update(post.categories)
@@ -305,13 +304,11 @@ class _NewRows:
     rows in the order they were made.
     """
 
-    def __init__(self, conn: sqlite3.Connection, fts: FtsQueue):
-        self.fts_queue = fts  # full-text rows wait there for the commit
+    def __init__(self, conn: sqlite3.Connection):
         self.next_num = int(conn.execute("SELECT coalesce(max(num), 0) FROM posts").fetchone()[0]) + 1
         self.posts: list[tuple[Any, ...]] = []
         self.categories: list[tuple[str, int, str]] = []
         self.tags: list[tuple[str, int, str]] = []
-        self.fts: list[tuple[int, str, str]] = []
         self.columns = ""
 
     def add(self, values: dict[str, Any], article_status: str, first_seen: str) -> int:
@@ -327,9 +324,7 @@ class _NewRows:
             conn.executemany(f"INSERT INTO posts ({self.columns}) VALUES ({marks})", self.posts)
         conn.executemany(_INSERT_CATEGORY, self.categories)
         conn.executemany(_INSERT_TAG, self.tags)
-        for num, title, body in self.fts:
-            self.fts_queue.add(num, title, body)
-        self.posts, self.categories, self.tags, self.fts = [], [], [], []
+        self.posts, self.categories, self.tags = [], [], []
 
 
 class _Known:
@@ -338,14 +333,12 @@ class _Known:
 
     CHUNK = 500
 
-    def __init__(
-        self, conn: sqlite3.Connection, posts: list[Post], fts: FtsQueue
-    ):
+    def __init__(self, conn: sqlite3.Connection, posts: list[Post]):
         self.rows: dict[str, tuple[Any, ...]] = {}
         self.twins: dict[str, tuple[Any, ...]] = {}
         self.tags: set[str] = set()
         self.inserted: dict[str, tuple[tuple[Any, ...], str]] = {}  # link key -> (twin row, source)
-        self.new = _NewRows(conn, fts)
+        self.new = _NewRows(conn)
         ids = [p.id for p in posts]
         for chunk in _chunks(ids, self.CHUNK):
             for row in conn.execute(
