@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from .sanitise import plain_text
+
 _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]+")
 
 
@@ -21,6 +23,11 @@ def _spaced(match: re.Match[str]) -> str:
 def fts_text(text: str) -> str:
     """`text` with a space around every Han character (one regex match per run of them)."""
     return _HAN_RUN.sub(_spaced, text)
+
+
+def search_body(summary_html: str, content_html: str) -> str:
+    """The full-text index's body for a stored post's summary and content (both sanitised HTML)."""
+    return fts_text(plain_text(summary_html) + " " + plain_text(content_html))
 
 
 def fts_query(query: str) -> str:

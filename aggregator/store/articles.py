@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from ..sanitise import plain_text
-from ..search_text import fts_text
+from ..search_text import fts_text, search_body
 from ..slugs import slugify
 from .base import Database, StoreResult, to_db_time
 
@@ -34,7 +33,7 @@ class ArticleStore(Database):
                 "UPDATE posts SET content = ?, article_status = 'done', updated = ? WHERE num = ?",
                 (content, to_db_time(now), num),
             )
-            self.fts.replace(num, fts_text(title), fts_text(plain_text(summary) + " " + plain_text(content)))
+            self.fts.replace(num, fts_text(title), search_body(summary, content))
         result.updated += 1
         result.post_ids.append(post_id)
         result.categories.update(json.loads(row[3]))

@@ -4,8 +4,8 @@ FTS5 gathers the terms of the rows written to it in memory and writes them out a
 segment at every savepoint, and whenever a row comes with a rowid lower than one it already holds.
 Each source is stored in a savepoint of its own and an edited post has an old (low) number, so
 writing rows as they came made a segment per source and more per edit, which automerge then
-merged again and again: a tenth to a fifth of the CPU of storing, more in a big database. Held here, a whole
-commit's changes reach FTS5 as one sorted run of deletes and one of inserts.
+merged again and again: a tenth to a fifth of the CPU of storing, more in a big database. Held
+here, a whole commit's changes reach FTS5 as one sorted run of deletes and one of inserts.
 """
 
 from __future__ import annotations

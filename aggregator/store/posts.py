@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..models import Enclosure, Post
-from ..sanitise import canonical_link, plain_text
-from ..search_text import fts_query, fts_text
+from ..sanitise import canonical_link
+from ..search_text import fts_query, fts_text, search_body
 from ..slugs import slugify
 from .base import Database, StoreResult, from_db_time, to_db_time
 
@@ -80,7 +80,7 @@ class PostStore(Database):
         self._index(conn, num, values["date"], post.categories, post.tags, known, fresh=row is None)
         # post.text is ready for the index (normalise made it); not when the stored content differs
         body = post.text if values["content"] == post.content and post.text else (
-            fts_text(plain_text(post.summary) + " " + plain_text(values["content"]))
+            search_body(post.summary, values["content"])
         )
         if row is None:
             self.fts.add(num, fts_text(post.title), body)
