@@ -1,4 +1,4 @@
-"""The one forkserver every helper process of ours is started from, and how such a helper ends.
+"""The one forkserver every worker process of ours is started from, and how such a worker ends.
 
 Worker processes are never forked from a process that already runs threads (the daemon always
 does); a forkserver, started once, forks them instead. It preloads the workers' code (and freezes
@@ -27,7 +27,7 @@ def context() -> ForkServerContext:
 def follow_parent(pid: int) -> None:
     """Helper start-up: exit when the process that owns the pool is gone.
 
-    A helper's parent is the forkserver, and every pool worker holds both ends of the pool's
+    A worker's parent is the forkserver, and every pool worker holds both ends of the pool's
     queues, so when the owner is killed (`kill -9`, OOM) nothing would ever tell it; this thread does.
     """
 

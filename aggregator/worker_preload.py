@@ -4,6 +4,10 @@ Each worker is forked from the forkserver and shares its memory page by page unt
 written. CPython's cycle collector writes to the header of every object it examines, so the first
 collection in a worker would copy every page of the preloaded modules (feedparser, nh3, our code)
 into that worker. Frozen objects are never examined: the pages stay shared by all the workers.
+
+The Jekyll export's parts run in the workers too (`publish.jekyll_jobs`): imported here, its
+modules (the store, sqlite-utils and what they pull in, ~6 MB) are shared rather than imported
+again in each worker when the first big export arrives.
 """
 
 from __future__ import annotations
@@ -11,5 +15,6 @@ from __future__ import annotations
 import gc
 
 from . import workers  # noqa: F401 - imported for its side effect: the modules a worker needs
+from .publish import jekyll_jobs  # noqa: F401 - likewise
 
 gc.freeze()

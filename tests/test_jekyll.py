@@ -217,6 +217,20 @@ def test_a_post_whose_date_changes_leaves_no_duplicate(tmp_path: Path) -> None:
     assert config.jekyll.dir / "_posts" / f"2022-03-29-{post.id}.md" in report.removed
 
 
+def test_an_incremental_publish_removes_only_the_files_of_posts_gone(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    posts = [make_post("Hacker News", n, categories=["tech"], hours_ago=n) for n in range(1, 4)]
+    with store(config, posts) as db:
+        build_site(config, db, now=NOW)
+        before = jekyll_files(config.jekyll.dir)
+        db.delete_posts_before(NOW - timedelta(hours=2, minutes=30))  # the oldest post goes
+        report = publish_changed(config, db, {"tech"}, set(), [p.id for p in posts], now=NOW)
+    gone = [name for name in before if posts[2].id in name]
+    assert len(gone) == 1
+    assert jekyll_files(config.jekyll.dir) == {k: v for k, v in before.items() if k not in gone}
+    assert list(report.removed) == [config.jekyll.dir / gone[0]]
+
+
 def test_the_sites_own_jekyll_posts_are_left_alone(tmp_path: Path) -> None:
     config = write_config(tmp_path, site_extra="  retention_days: 1")
     mine = [config.jekyll.dir / "_posts" / "2019-01-01-hello.md", config.jekyll.dir / "old_posts" / "2018-05-05-x.md"]

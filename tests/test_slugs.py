@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from aggregator.slugs import MAX_SLUG_LENGTH, PinyinHelper, slugify
+from aggregator.pinyin import PinyinHelper
+from aggregator.slugs import MAX_SLUG_LENGTH, slugify
 
 
 @pytest.mark.parametrize(
@@ -55,9 +56,13 @@ def test_pinyin_is_made_in_a_helper_process_that_exits_when_idle() -> None:
     try:
         assert helper("证券") == "zhengquan"
         deadline = time.monotonic() + 10
-        while helper._executor is not None and time.monotonic() < deadline:
+        pid = helper.pid
+        assert pid is not None and pid != os.getpid()
+        while helper.pid is not None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert helper._executor is None, "the helper did not exit when idle"
+        assert helper.pid is None, "the helper did not exit when idle"
+        with pytest.raises(ProcessLookupError):  # exited, and reaped
+            os.kill(pid, 0)
         assert helper("券商") == "quanshang"  # started again
     finally:
         helper.close()
@@ -67,13 +72,12 @@ def test_a_killed_pinyin_helper_is_replaced() -> None:
     helper = PinyinHelper(idle=30)
     try:
         assert helper("证券") == "zhengquan"
-        executor = helper._executor
-        assert executor is not None
-        for pid in list(executor._processes):  # type: ignore[attr-defined]
-            os.kill(pid, signal.SIGKILL)
+        pid = helper.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
-        assert helper("银行") == "yinhang"  # answered all the same
+        assert helper("银行") == "yinhang"  # answered all the same, by a new helper
         assert helper("重庆") == "chongqing"
-        assert helper._executor is not None and helper._executor is not executor
+        assert helper.pid is not None and helper.pid != pid
     finally:
         helper.close()

@@ -11,9 +11,10 @@ double-quoted scalars that PyYAML (and Jekyll's Psych) read back unchanged. File
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
@@ -190,23 +191,29 @@ def file_name(post: Post, zone: tzinfo) -> str:
     return f"{local_time(post.date, zone).strftime('%Y-%m-%d')}-{post.id}.md"
 
 
-def _existing(settings: JekyllSettings) -> dict[str, list[Path]]:
-    """Post id -> the export files already on disk for it, in either folder (one directory scan)."""
-    found: dict[str, list[Path]] = {}
+def _existing(settings: JekyllSettings, wanted: Container[str] | None = None) -> dict[str, list[str]]:
+    """Post id -> the export files already on disk for it, in either folder (one directory scan);
+    with `wanted`, only those posts' files. Paths are kept as text: an incremental export of a few
+    posts into a folder of 50,000 files would otherwise build (and hold) a `Path` for every file."""
+    found: dict[str, list[str]] = {}
     for folder in (POSTS, ARCHIVE):
         path = inside(settings.dir, folder)
         if not path.is_dir():
             continue
-        for entry in os.scandir(path):
-            match = _FILE.match(entry.name)
-            if match and entry.is_file():
-                found.setdefault(match.group(2), []).append(path / entry.name)
+        with os.scandir(path) as entries:
+            for entry in entries:
+                match = _FILE.match(entry.name)
+                if match and (wanted is None or match.group(2) in wanted) and entry.is_file():
+                    found.setdefault(match.group(2), []).append(entry.path)
     return found
 
 
-def export_posts(posts: Iterable[Post], settings: JekyllSettings, report: JekyllReport) -> None:
-    """Write each post to its file, moving or replacing any older file of the same post."""
-    existing = _existing(settings)
+def export_posts(
+    posts: Iterable[Post], settings: JekyllSettings, report: JekyllReport, ids: Iterable[str] | None = None
+) -> None:
+    """Write each post to its file, moving or replacing any older file of the same post (`ids`: the
+    ids of `posts`, when known, so that only their older files are looked for)."""
+    existing = _existing(settings, None if ids is None else set(ids))
     # the folders are resolved and checked once; a file name (a date, a checked id, .md) cannot
     # leave its folder, and os.replace swaps a symlink planted there rather than following it
     folders = {POSTS: inside(settings.dir, POSTS), ARCHIVE: inside(settings.dir, ARCHIVE)}
@@ -216,7 +223,7 @@ def export_posts(posts: Iterable[Post], settings: JekyllSettings, report: Jekyll
             continue
         local_day = local_time(post.date, settings.zone).date()
         target = folders[ARCHIVE if local_day < settings.archive_before else POSTS] / file_name(post, settings.zone)
-        olds = [p for p in existing.get(post.id, []) if p != target]
+        olds = [p for p in existing.get(post.id, []) if p != os.fspath(target)]
         if _write_post(target, render_post(post, settings), olds):
             report.written.append(target)
         else:
@@ -224,26 +231,30 @@ def export_posts(posts: Iterable[Post], settings: JekyllSettings, report: Jekyll
         report.removed.extend(olds)
 
 
-def _write_post(target: Path, data: bytes, olds: list[Path]) -> bool:
+def _write_post(target: Path, data: bytes, olds: list[str]) -> bool:
     """Write one post's file (or move its older copy into place), deleting the rest of `olds`
     (which then lists what was deleted); True when the file was written or moved."""
-    if olds and not target.exists() and olds[0].read_bytes() == data:  # no stat when there is no older copy
+    if olds and not target.exists() and Path(olds[0]).read_bytes() == data:  # no stat without an older copy
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(olds.pop(0), target)  # aged into old_posts: moved, mtime kept
         written = True
     else:
         written = write_if_changed(target, data)
     for old in olds:
-        old.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(old)
     return written
 
 
 def remove_posts(post_ids: Iterable[str], settings: JekyllSettings, report: JekyllReport) -> None:
     """Delete the export files of posts that no longer exist."""
-    existing = _existing(settings)
-    for post_id in post_ids:
-        for path in existing.get(post_id, []):
-            path.unlink(missing_ok=True)
+    wanted = set(post_ids)
+    if not wanted:  # the usual case: no folder scan
+        return
+    for paths in _existing(settings, wanted).values():
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
             report.removed.append(path)
 
 
@@ -269,5 +280,6 @@ def prune(keep: set[str], settings: JekyllSettings, report: JekyllReport) -> Non
         if post_id in keep or not _OUR_ID.match(post_id):
             continue
         for path in paths:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
             report.removed.append(path)

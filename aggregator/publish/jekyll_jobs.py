@@ -41,7 +41,7 @@ def export_part(database: Path, settings: JekyllSettings, ids: list[str]) -> tup
     store = Store(database)
     try:
         report, missing = JekyllReport(), list[str]()
-        export_posts(stream_posts(store, ids, missing), settings, report)
+        export_posts(stream_posts(store, ids, missing), settings, report, ids)
         return report, missing
     finally:
         store.close()
@@ -61,13 +61,13 @@ class Export:
     def finish(self, report: JekyllReport, missing: list[str] | None = None) -> None:
         """Wait for the parts (or export here) and add what they did to `report`."""
         if not self.parts:
-            export_posts(stream_posts(self.store, self.ids, missing), self.settings, report)
+            export_posts(stream_posts(self.store, self.ids, missing), self.settings, report, self.ids)
             return
         for chunk, future in self.parts:
             try:
                 part, lost = future.result()
             except BrokenProcessPool:  # a worker died (killed, out of memory): do its part here
-                export_posts(stream_posts(self.store, chunk, missing), self.settings, report)
+                export_posts(stream_posts(self.store, chunk, missing), self.settings, report, chunk)
                 continue
             report.add(part)
             if missing is not None:

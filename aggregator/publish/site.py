@@ -224,7 +224,7 @@ class _Publisher:
         if settings is None:
             return
         result = jekyll.JekyllReport()
-        jekyll.export_posts(posts, settings, result)
+        jekyll.export_posts(posts, settings, result, [p.id for p in posts])
         jekyll.archive_old(settings, result)
         self.merge(result)
 

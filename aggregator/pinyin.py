@@ -1,0 +1,137 @@
+"""Toneless pinyin of Han text, made by pypinyin in a small helper process that exits when idle.
+
+pypinyin's phrase dictionary (what makes 银行 `yinhang` and 重庆 `chongqing`) costs ~55 MB. A
+daemon needs it only for the few new category and tag names an hour brings, and a first fetch only
+while it stores; held in the main process it would stay for good (a third of a daemon's memory).
+So a helper answers instead: a fresh interpreter that imports nothing but pypinyin, reading one Han
+run per line and writing its pinyin back. Started afresh rather than forked from the worker
+processes' forkserver, it carries none of their preloaded modules: ~62 MB against ~75 MB while it
+lives, which during a first fetch is alongside everything else. It exits after `idle` seconds
+without a question, and on its own when its input closes (our process gone, even by `kill -9`).
+
+    python -m aggregator.pinyin     # the helper itself: one Han run per line in, pinyin out
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+# pypinyin copies its two dictionaries at import unless told not to, for callers that add their
+# own entries; we never do (its documentation suggests this setting to save memory)
+_PYPINYIN_ENV = {"PYPINYIN_NO_DICT_COPY": "1"}
+
+
+def pinyin_here(han: str) -> str:
+    """Toneless pinyin of a run of Han characters, phrase-aware (银行 -> yinhang, not yinxing),
+    computed in this process (importing pypinyin here on first use)."""
+    from pypinyin import Style, lazy_pinyin
+
+    return "".join(lazy_pinyin(han, style=Style.NORMAL)).lower()
+
+
+def serve(questions: BinaryIO, answers: BinaryIO) -> None:
+    """The helper's loop: a line of UTF-8 Han text in, its pinyin (ASCII) out, until input ends."""
+    for line in questions:
+        answers.write(pinyin_here(line.decode("utf-8").strip()).encode("ascii", "replace") + b"\n")
+        answers.flush()
+
+
+class PinyinHelper:
+    """Asks the helper process, starting it when needed; falls back to this process when it cannot."""
+
+    def __init__(self, idle: float = 10.0):
+        self.idle = idle
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._timer: threading.Timer | None = None
+        self._asked = 0  # questions so far: an idle timer that fires late sees a newer one came
+
+    @property
+    def pid(self) -> int | None:
+        """The helper's process id while it runs, else None."""
+        process = self._process
+        return process.pid if process is not None else None
+
+    def __call__(self, han: str) -> str:
+        with self._lock:  # one question at a time: answers come back in order
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._asked += 1
+            answer = None
+            for _attempt in range(2):  # a helper killed meanwhile (OOM, kill) is replaced once
+                try:
+                    answer = self._ask(han)
+                    break
+                except (OSError, ValueError):
+                    self._stop()
+            self._timer = threading.Timer(self.idle, self._close_if_idle, args=(self._asked,))
+            self._timer.daemon = True
+            self._timer.start()
+        return answer if answer is not None else pinyin_here(han)  # no helper can run here: made here
+
+    def _ask(self, han: str) -> str:
+        process = self._process or self._start()
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(han.encode("utf-8") + b"\n")
+        process.stdin.flush()
+        line = process.stdout.readline()
+        if not line.endswith(b"\n"):
+            raise OSError("the pinyin helper ended without answering")
+        return line.decode("ascii").strip()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # wherever this copy of the package lives (a checkout, a venv), the helper imports the same
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator.pinyin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env={**os.environ, **_PYPINYIN_ENV, "PYTHONPATH": path}, close_fds=True,
+        )
+        return self._process
+
+    def _stop(self) -> None:
+        """Close the helper's input (it exits at once) and reap it."""
+        process = self._process
+        if process is None:
+            return
+        for stream in (process.stdin, process.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:  # a pipe to a helper already gone
+                pass
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self._process = None
+
+    def _close_if_idle(self, asked: int) -> None:
+        with self._lock:
+            if asked == self._asked:  # no question since this timer was set
+                self._timer = None
+                self._stop()
+
+    def close(self) -> None:
+        """Stop the helper now (it is started again when needed)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._stop()
+
+
+helper = PinyinHelper()
+atexit.register(helper.close)
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)
