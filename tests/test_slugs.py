@@ -81,3 +81,28 @@ def test_a_killed_pinyin_helper_is_replaced() -> None:
         assert helper.pid is not None and helper.pid != pid
     finally:
         helper.close()
+
+
+PINYIN_OF_EVERY_PHRASE = """
+import sys
+from aggregator.pinyin import load_phrases_compactly
+if sys.argv[1] == "compact":
+    assert load_phrases_compactly()
+from pypinyin import Style, lazy_pinyin, pinyin
+from pypinyin.constants import PHRASES_DICT
+phrases = sorted(PHRASES_DICT)
+text = "".join(phrases[::97])  # long runs: the segmentation across phrases is compared too
+for phrase in phrases + [text]:
+    print(phrase, pinyin(phrase, style=Style.TONE, heteronym=True), "".join(lazy_pinyin(phrase)))
+"""
+
+
+def test_the_helpers_compact_phrase_dictionary_gives_pypinyins_own_pinyin() -> None:
+    """The helper loads pypinyin's phrases itself (sharing repeated syllables, ~20 MB less): every
+    phrase, and long text cut across phrases, must come out exactly as with pypinyin's own loading."""
+    runs = [subprocess.Popen([sys.executable, "-c", PINYIN_OF_EVERY_PHRASE, mode], stdout=subprocess.PIPE, text=True)
+            for mode in ("compact", "pypinyin")]  # side by side
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    assert outputs[0].count("\n") > 40_000
+    assert outputs[0] == outputs[1]
