@@ -450,6 +450,18 @@ def test_write_if_changed_is_atomic_and_keeps_unchanged_files(tmp_path: Path) ->
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["dir", "feed.xml"]
 
 
+def test_a_file_said_to_be_absent_that_exists_is_compared_and_replaced_as_usual(tmp_path: Path) -> None:
+    """`absent` (a folder scan saw no such file) skips asking first; one written meanwhile is
+    neither doubled nor left stale."""
+    target = tmp_path / "post.md"
+    assert write_if_changed(target, b"one", absent=True) and target.read_bytes() == b"one"
+    os.utime(target, ns=(1_000_000_000, 1_000_000_000))
+    assert not write_if_changed(target, b"one", absent=True)
+    assert target.stat().st_mtime_ns == 1_000_000_000
+    assert write_if_changed(target, b"two", absent=True) and target.read_bytes() == b"two"
+    assert [p.name for p in tmp_path.iterdir()] == ["post.md"]
+
+
 def test_builds_leave_no_temporary_files(built) -> None:
     config, _, _ = built
     for root in (config.site.output_dir, config.jekyll.dir):

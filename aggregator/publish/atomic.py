@@ -46,17 +46,21 @@ def _resolved(root: Path) -> Path:
     return root.resolve()
 
 
-def write_if_changed(path: Path, data: bytes, *, fsync: bool = False) -> bool:
+def write_if_changed(path: Path, data: bytes, *, fsync: bool = False, absent: bool = False) -> bool:
     """Write `data` to `path` atomically unless it already holds exactly these bytes.
 
     Returns True when the file was (re)written. The temporary file lives in the target's folder
     so the final rename never crosses file systems; it is removed if anything fails. The rename
     alone keeps readers from ever seeing half a file, even if we are killed; `fsync` (off by
     default) would also survive a power cut, at the price of a disk flush per file. Every output
-    can be rebuilt from the database, which is the durable copy.
+    can be rebuilt from the database, which is the durable copy. `absent`: the caller has just seen
+    that `path` does not exist (a folder scan), so it is created without asking first; if it has
+    appeared meanwhile, it is compared and replaced as usual.
     """
     path = Path(path)
     try:
+        if absent and _link_new(path, data, fsync):
+            return True
         return _write_if_changed(path, data, fsync)
     except PublishError:
         raise

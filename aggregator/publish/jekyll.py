@@ -108,15 +108,23 @@ def yaml_quote(text: str) -> str:
     return '"' + _NEEDS_ESCAPE.sub(escape, text) + '"'
 
 
+# libyaml's parser when PyYAML has it (the same safe constructor and resolver: the same answers),
+# ~6x faster: a first export checks the tags of each of its 50,000 posts, ~20,000 distinct sets
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _reads_back(text: str) -> bool:
+    """True when YAML reads `text`, written as a plain scalar, back as the same string."""
+    try:
+        return bool(yaml.load(text, Loader=_LOADER) == text)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        return False
+
+
 @lru_cache(maxsize=4096)
 def _plain_ok(word: str) -> bool:
     """True when `word` can be written unquoted and YAML reads it back as the same string."""
-    if not _SIMPLE_WORD.match(word):
-        return False
-    try:
-        return yaml.safe_load(word) == word
-    except yaml.YAMLError:
-        return False
+    return bool(_SIMPLE_WORD.match(word)) and _reads_back(word)
 
 
 def yaml_scalar(word: str) -> str:
@@ -133,7 +141,7 @@ def _tags_value(tags: tuple[str, ...]) -> str:
     if not tags:
         return "[]"
     joined = " ".join(tags)
-    if all(_plain_ok(t) for t in tags) and yaml.safe_load(joined) == joined:
+    if all(_plain_ok(t) for t in tags) and _reads_back(joined):
         return joined
     return "[" + ", ".join(yaml_scalar(t) for t in tags) + "]"
 
@@ -223,23 +231,25 @@ def export_posts(
             continue
         local_day = local_time(post.date, settings.zone).date()
         target = folders[ARCHIVE if local_day < settings.archive_before else POSTS] / file_name(post, settings.zone)
-        olds = [p for p in existing.get(post.id, []) if p != os.fspath(target)]
-        if _write_post(target, render_post(post, settings), olds):
+        found = existing.get(post.id, [])
+        olds = [p for p in found if p != os.fspath(target)]
+        if _write_post(target, render_post(post, settings), olds, absent=not found):
             report.written.append(target)
         else:
             report.unchanged += 1
         report.removed.extend(olds)
 
 
-def _write_post(target: Path, data: bytes, olds: list[str]) -> bool:
+def _write_post(target: Path, data: bytes, olds: list[str], absent: bool = False) -> bool:
     """Write one post's file (or move its older copy into place), deleting the rest of `olds`
-    (which then lists what was deleted); True when the file was written or moved."""
+    (which then lists what was deleted); True when the file was written or moved. `absent`: no
+    file of the post was found, so a first export does not ask about each file before creating it."""
     if olds and not target.exists() and Path(olds[0]).read_bytes() == data:  # no stat without an older copy
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(olds.pop(0), target)  # aged into old_posts: moved, mtime kept
         written = True
     else:
-        written = write_if_changed(target, data)
+        written = write_if_changed(target, data, absent=absent)
     for old in olds:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(old)
