@@ -48,12 +48,14 @@ BATCH = 20_000
 
 
 def schema_sql() -> str:
-    """The application's schema as its migrations create it (part of the template's cache key)."""
+    """The application's schema as its migrations create it, and the page size a new database gets
+    (part of the template's cache key)."""
     with tempfile.TemporaryDirectory(prefix="aggregator-schema-") as tmp:
         store = Store(Path(tmp) / "schema.db")
         rows = store.conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name").fetchall()
+        page_size = store.conn.execute("PRAGMA page_size").fetchone()[0]
         store.close()
-    return "\n".join(r[0] for r in rows)
+    return "\n".join(r[0] for r in rows) + f"\npage_size={page_size}"
 
 
 def template_path(posts: int, categories: list[str], tags: list[str]) -> Path:

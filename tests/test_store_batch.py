@@ -4,13 +4,14 @@ earlier one (an edit, the same article from another source) must still land on i
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aggregator.normalise import content_hash
 from aggregator.slugs import slugify
 from aggregator.store import Store
-from aggregator.store.base import StoreResult
+from aggregator.store.base import PAGE_SIZE, StoreResult
 
 from .publish_helpers import make_post
 
@@ -119,3 +120,24 @@ def test_a_rolled_back_commit_leaves_no_full_text_rows_queued(tmp_path: Path) ->
     store.store_posts([make_post("甲", 2, categories=["jia"], content="<p>提交 橙子</p>")], {}, NOW)
     assert store.count_posts() == 1 and _fts_consistent(store)  # no row for the rolled-back post
     assert store.search("葡萄") == [] and len(store.search("橙子")) == 1
+
+
+def test_a_new_database_gets_big_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    store = Store(tmp_path / "new.sqlite")
+    store.store_posts([make_post("甲", 1, categories=["jia"])], {"jia": "甲"}, NOW)
+    assert store.conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
+    store.close()
+    old = tmp_path / "old.sqlite"  # as made before: SQLite's default page size, WAL
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA page_size=4096")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE mine (a)")
+    conn.close()
+    store = Store(old)
+    posts = [make_post("甲", n, categories=["jia"], hours_ago=n) for n in range(3)]
+    store.store_posts(posts, {"jia": "甲"}, NOW)
+    assert store.conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+    store.close()
+    store = Store(old)
+    assert [p.id for p in store.posts(category="jia", limit=None)] == [p.id for p in posts]
+    assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
