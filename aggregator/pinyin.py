@@ -3,9 +3,9 @@
 pypinyin's phrase dictionary (what makes 银行 `yinhang` and 重庆 `chongqing`) costs ~55 MB. A
 daemon needs it only for the few new category and tag names an hour brings, and a first fetch only
 while it stores; held in the main process it would stay for good (a third of a daemon's memory).
-So a helper answers instead: a fresh interpreter that imports nothing but pypinyin, reading one Han
-run per line and writing its pinyin back. It exits after `idle` seconds without a question, and on
-its own when its input closes (our process gone, even by `kill -9`).
+So a helper answers instead: a fresh interpreter that imports nothing but pypinyin (and this
+module), reading one Han run per line and writing its pinyin back. It exits after `idle` seconds
+without a question, and on its own when its input closes (our process gone, even by `kill -9`).
 
 A first fetch needs the helper while it stores, alongside everything else, so it is kept small:
 started afresh rather than forked from the worker processes' forkserver, it carries none of their
@@ -22,6 +22,7 @@ import gc
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -142,12 +143,13 @@ class PinyinHelper:
         return line.decode("ascii").strip()
 
     def _start(self) -> subprocess.Popen[bytes]:
-        # wherever this copy of the package lives (a checkout, a venv), the helper imports the same
+        # isolated (-I): neither the working folder nor PYTHON* variables decide what it imports;
+        # this copy of the package (a checkout or a venv) is put first on its path
         root = str(Path(__file__).resolve().parent.parent)
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        code = f"import sys; sys.path.insert(0, {root!r}); from aggregator.pinyin import main; main()"
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator.pinyin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            env={**os.environ, **_PYPINYIN_ENV, "PYTHONPATH": path}, close_fds=True,
+            [sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env={**os.environ, **_PYPINYIN_ENV}, close_fds=True,
         )
         return self._process
 
@@ -188,6 +190,12 @@ helper = PinyinHelper()
 atexit.register(helper.close)
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The helper process: answer until our process closes its input."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is for the daemon, which stops us
     load_phrases_compactly()
     serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()

@@ -83,6 +83,23 @@ def test_a_killed_pinyin_helper_is_replaced() -> None:
         helper.close()
 
 
+
+def test_the_pinyin_helper_outlives_a_ctrl_c_meant_for_the_daemon() -> None:
+    """Ctrl-C in a terminal reaches the whole foreground group; the helper leaves stopping to us
+    (no KeyboardInterrupt traceback of its own) and ends when we close its input."""
+    helper = PinyinHelper(idle=30)
+    try:
+        assert helper("证券") == "zhengquan"
+        pid = helper.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGINT)
+        time.sleep(0.3)
+        assert helper("银行") == "yinhang" and helper.pid == pid
+    finally:
+        helper.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
 PINYIN_OF_EVERY_PHRASE = """
 import sys
 from aggregator.pinyin import load_phrases_compactly
