@@ -22,10 +22,12 @@ import gc
 import importlib.util
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -98,11 +100,34 @@ def serve(questions: BinaryIO, answers: BinaryIO) -> None:
         answers.flush()
 
 
+def _read_answer(fd: int, timeout: float) -> str:
+    """One line from the helper (read unbuffered, so nothing after it is taken), within `timeout`."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise OSError(f"the pinyin helper gave no answer within {timeout:g} s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise OSError("the pinyin helper ended without answering")
+        data += chunk
+    if data.count(b"\n") != 1:
+        raise OSError("the pinyin helper answered more than it was asked")
+    try:
+        return data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise OSError("the pinyin helper answered with something other than pinyin") from None
+
+
 class PinyinHelper:
     """Asks the helper process, starting it when needed; falls back to this process when it cannot."""
 
-    def __init__(self, idle: float = 10.0):
+    def __init__(self, idle: float = 10.0, timeout: float = 30.0):
+        """`idle`: seconds without a question before the helper exits; `timeout`: seconds to wait
+        for one answer (a first one includes the helper's start) before giving up on the helper."""
         self.idle = idle
+        self.timeout = timeout
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._timer: threading.Timer | None = None
@@ -125,39 +150,45 @@ class PinyinHelper:
                 try:
                     answer = self._ask(han)
                     break
-                except (OSError, ValueError):
-                    self._stop()
+                except (OSError, ValueError):  # gone, stuck or out of step: that one was stopped
+                    continue
             self._timer = threading.Timer(self.idle, self._close_if_idle, args=(self._asked,))
             self._timer.daemon = True
             self._timer.start()
         return answer if answer is not None else pinyin_here(han)  # no helper can run here: made here
 
     def _ask(self, han: str) -> str:
-        process = self._process or self._start()
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(han.encode("utf-8") + b"\n")
-        process.stdin.flush()
-        line = process.stdout.readline()
-        if not line.endswith(b"\n"):
-            raise OSError("the pinyin helper ended without answering")
-        return line.decode("ascii").strip()
+        """One question and its answer, or OSError. A helper whose answer did not come back whole,
+        for any reason (an interrupt included), is stopped: a later answer must never be the
+        answer to an earlier question."""
+        try:
+            process = self._process or self._start()
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(han.encode("utf-8") + b"\n")
+            process.stdin.flush()
+            return _read_answer(process.stdout.fileno(), self.timeout)
+        except BaseException:
+            self._stop(kill=True)
+            raise
 
     def _start(self) -> subprocess.Popen[bytes]:
-        # isolated (-I): neither the working folder nor PYTHON* variables decide what it imports;
-        # this copy of the package (a checkout or a venv) is put first on its path
-        root = str(Path(__file__).resolve().parent.parent)
-        code = f"import sys; sys.path.insert(0, {root!r}); from aggregator.pinyin import main; main()"
+        # isolated (-I: neither the working folder nor PYTHON* variables count), with our own
+        # import path: the helper imports this copy of the package and the pypinyin we would
+        code = f"import sys; sys.path[:0] = {sys.path!r}; from aggregator.pinyin import main; main()"
         self._process = subprocess.Popen(
             [sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env={**os.environ, **_PYPINYIN_ENV}, close_fds=True,
         )
         return self._process
 
-    def _stop(self) -> None:
-        """Close the helper's input (it exits at once) and reap it."""
+    def _stop(self, kill: bool = False) -> None:
+        """Close the helper's input (it exits at once) and reap it; `kill`: one that failed to
+        answer is killed rather than trusted to exit."""
         process = self._process
         if process is None:
             return
+        if kill:
+            process.kill()
         for stream in (process.stdin, process.stdout):
             try:
                 if stream is not None:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -99,6 +101,29 @@ def test_the_pinyin_helper_outlives_a_ctrl_c_meant_for_the_daemon() -> None:
         helper.close()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_stuck_pinyin_helper_is_replaced_after_its_timeout() -> None:
+    """A helper that stops answering (here: stopped by SIGSTOP) must not hold every caller, nor
+    our exit, for good: after `timeout` it is killed and a new one answers."""
+    helper = PinyinHelper(idle=30, timeout=1.0)
+    try:
+        assert helper("证券") == "zhengquan"
+        stuck = helper.pid
+        assert stuck is not None
+        os.kill(stuck, signal.SIGSTOP)
+        answers: list[str] = []
+        caller = threading.Thread(target=lambda: answers.append(helper("银行")), daemon=True)
+        caller.start()
+        caller.join(10)
+        assert answers == ["yinhang"], "still waiting on the stuck helper"
+        assert helper.pid is not None and helper.pid != stuck
+        with pytest.raises(ProcessLookupError):  # killed and reaped
+            os.kill(stuck, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stuck, signal.SIGKILL)  # if the test failed, so that close() is not stuck too
+        helper.close()
 
 PINYIN_OF_EVERY_PHRASE = """
 import sys
