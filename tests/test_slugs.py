@@ -70,12 +70,17 @@ def test_pinyin_is_made_in_a_helper_process_that_exits_when_idle() -> None:
         helper.close()
 
 
+def answered_once(**options: float) -> tuple[PinyinHelper, int]:
+    """A helper that has answered one question, and its process id."""
+    helper = PinyinHelper(**options)
+    assert helper("证券") == "zhengquan"
+    assert helper.pid is not None
+    return helper, helper.pid
+
+
 def test_a_killed_pinyin_helper_is_replaced() -> None:
-    helper = PinyinHelper(idle=30)
+    helper, pid = answered_once(idle=30)
     try:
-        assert helper("证券") == "zhengquan"
-        pid = helper.pid
-        assert pid is not None
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
         assert helper("银行") == "yinhang"  # answered all the same, by a new helper
@@ -85,15 +90,11 @@ def test_a_killed_pinyin_helper_is_replaced() -> None:
         helper.close()
 
 
-
 def test_the_pinyin_helper_outlives_a_ctrl_c_meant_for_the_daemon() -> None:
     """Ctrl-C in a terminal reaches the whole foreground group; the helper leaves stopping to us
     (no KeyboardInterrupt traceback of its own) and ends when we close its input."""
-    helper = PinyinHelper(idle=30)
+    helper, pid = answered_once(idle=30)
     try:
-        assert helper("证券") == "zhengquan"
-        pid = helper.pid
-        assert pid is not None
         os.kill(pid, signal.SIGINT)
         time.sleep(0.3)
         assert helper("银行") == "yinhang" and helper.pid == pid
@@ -106,11 +107,8 @@ def test_the_pinyin_helper_outlives_a_ctrl_c_meant_for_the_daemon() -> None:
 def test_a_stuck_pinyin_helper_is_replaced_after_its_timeout() -> None:
     """A helper that stops answering (here: stopped by SIGSTOP) must not hold every caller, nor
     our exit, for good: after `timeout` it is killed and a new one answers."""
-    helper = PinyinHelper(idle=30, timeout=1.0)
+    helper, stuck = answered_once(idle=30, timeout=1.0)
     try:
-        assert helper("证券") == "zhengquan"
-        stuck = helper.pid
-        assert stuck is not None
         os.kill(stuck, signal.SIGSTOP)
         answers: list[str] = []
         caller = threading.Thread(target=lambda: answers.append(helper("银行")), daemon=True)
