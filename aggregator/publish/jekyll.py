@@ -11,7 +11,6 @@ double-quoted scalars that PyYAML (and Jekyll's Psych) read back unchanged. File
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Container, Iterable, Mapping
@@ -251,8 +250,7 @@ def _write_post(target: Path, data: bytes, olds: list[str], absent: bool = False
     else:
         written = write_if_changed(target, data, absent=absent)
     for old in olds:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(old)
+        Path(old).unlink(missing_ok=True)
     return written
 
 
@@ -263,8 +261,7 @@ def remove_posts(post_ids: Iterable[str], settings: JekyllSettings, report: Jeky
         return
     for paths in _existing(settings, wanted).values():
         for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            Path(path).unlink(missing_ok=True)
             report.removed.append(path)
 
 
@@ -290,6 +287,5 @@ def prune(keep: set[str], settings: JekyllSettings, report: JekyllReport) -> Non
         if post_id in keep or not _OUR_ID.match(post_id):
             continue
         for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            Path(path).unlink(missing_ok=True)
             report.removed.append(path)
