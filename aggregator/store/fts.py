@@ -16,6 +16,9 @@ Snapshot = tuple[frozenset[int], dict[int, tuple[str, str]]]
 
 
 class FtsQueue:
+    """One connection's full-text changes since its transaction began: rows to take out of the
+    index and rows to write, applied by `write` just before the outermost COMMIT."""
+
     def __init__(self) -> None:
         self.deletes: set[int] = set()  # rows in the index to take out first
         self.rows: dict[int, tuple[str, str]] = {}  # rowid -> (title, body) to write
