@@ -19,7 +19,7 @@ The filler posts belong to 500 archive sources that are not in the config, but u
 slugs as the benchmark's config (so every category it publishes has ~25,000 older posts behind it)
 and the corpus's tag vocabulary. They are dated before the corpus (one every 90 s going back ~3
 years). Their content is ~1 KB of HTML (the corpus has ~2 KB), drawn from a pool of 512 bodies, which
-keeps the template near 3 GB. No Jekyll files exist for them (the export folder starts empty), so
+keeps the template near 5 GB. No Jekyll files exist for them (the export folder starts empty), so
 the Jekyll part of publishing is not slowed by 1,000,000 files on disk.
 """
 

@@ -209,7 +209,7 @@ def cold_only(run: Run, corpus: Corpus, label: str, prefill: Path | None = None)
                 "prefilled": prefill is not None}
         result = run_scenario("cold", spec, run.tmp, server, label=label)
     if prefill is not None and not run.args.keep:
-        # the 5.7 GB database copy goes now; the rest of the folder (and every other folder full of
+        # the ~5 GB database copy goes now; the rest of the folder (and every other folder full of
         # files) stays until the run ends: on an ext4 without a journal (this machine) a new inode
         # is not taken from files deleted in the last 1-6 minutes, and each creation checks them
         # all, so deleting 250,000 files here made the next scenario's file writes several times
