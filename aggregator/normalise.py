@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from .config import Rule, Source
 from .models import Enclosure, ParsedFeed, Post, RawEntry
+from .parse_dates import names_zone
 from .sanitise import absolute_url, excerpt, plain_text, sanitise_html
 from .search_text import fts_text
 
@@ -22,8 +23,6 @@ FUTURE_TOLERANCE = timedelta(days=1)
 TITLE_FALLBACK_LENGTH = 60
 SUMMARY_EXCERPT_LENGTH = 280
 MAX_GUID_LENGTH = 2048
-# A date string that names its zone: Z, +08:00, +0800, GMT, UT(C), EST..., or a military letter.
-_HAS_ZONE = re.compile(r"(?:[zZ]|[+-]\d{2}:?\d{2}|\b(?:UT|UTC|GMT|[ECMP][SD]T|[A-IK-Z]))\s*$")
 
 
 def read_date(raw: str, parsed: datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -34,7 +33,7 @@ def read_date(raw: str, parsed: datetime | None, zone: ZoneInfo) -> datetime | N
     """
     if parsed is None:
         return None
-    if raw and not _HAS_ZONE.search(raw.strip()):
+    if raw and not names_zone(raw):
         try:
             return parsed.replace(tzinfo=zone).astimezone(UTC)
         except (OverflowError, ValueError):  # year 1 in a zone ahead of UTC: no such instant

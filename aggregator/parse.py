@@ -19,6 +19,7 @@ import feedparser.api
 
 from .errors import ParseError
 from .models import Enclosure, ParsedFeed, RawEntry
+from .parse_dates import register as register_date_handlers
 from .parse_json import looks_like_json, parse_json_feed
 
 _XML_DECL = re.compile(rb"^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"'][^>]*\?>")
@@ -33,6 +34,7 @@ MAX_ENTITY_LENGTH = 40
 # feedparser asks xml.sax for the first driver of this list it can load (drv_libxml2 by default,
 # which is not installed, then the standard expat reader): ours is that reader with text buffered
 feedparser.api.PREFERRED_XML_PARSERS = ["aggregator.parse_sax"]
+register_date_handlers()  # the Chinese and zone-less date forms feedparser misreads
 
 
 def declared_encoding(body: bytes, content_type: str) -> str:

@@ -165,6 +165,40 @@ def test_dates_naive_missing_and_future(server: FeedServer, make_config: Any, op
         assert before <= posts["cn", guid].date <= after, guid
 
 
+# the dates Chinese feeds write that feedparser alone misread (1 December 2022) or did not read
+# (the fetch time); each is 20:00 on 28 March 2022 in Shanghai, with or without a zone
+CHINESE_AND_ZONELESS_DATES = {
+    "cjk": "2022年03月28日 20:00",
+    "cjk-seconds": "2022年3月28日 20:00:00",
+    "cjk-hanzi-time": "2022年03月28日 20时00分",
+    "slash": "2022/03/28 20:00:00",
+    "slash-short": "2022/3/28 20:00",
+    "dot": "2022.03.28 20:00",
+    "slash-zone": "2022/03/28 12:00:00 +0000",
+    "rfc822-no-zone": "Mon, 28 Mar 2022 20:00:00",
+    "rfc822-no-seconds": "Mon, 28 Mar 2022 20:00",
+    "rfc822-gmt+8": "Mon, 28 Mar 2022 20:00:00 GMT+8",
+    "rfc822-utc+08:00": "Mon, 28 Mar 2022 20:00:00 UTC+08:00",
+    "rfc822-gmt": "Mon, 28 Mar 2022 12:00:00 GMT",  # already read right: still is
+    "iso-naive": "2022-03-28 20:00:00",
+}
+
+
+def test_chinese_and_zoneless_date_forms(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    items = "".join(item(guid, guid, f"http://d.example.com/{guid}", date)
+                    for guid, date in CHINESE_AND_ZONELESS_DATES.items())
+    config = make_config([{"name": "cn", "url": server.add("/dates.xml", rss(items))}])
+    store = open_store(config)
+    fetch(config, store)
+    dates = {p.guid: p.date.astimezone(SHANGHAI).isoformat() for p in store.posts(limit=None)}
+    assert dates == {guid: "2022-03-28T20:00:00+08:00" for guid in CHINESE_AND_ZONELESS_DATES}
+    day_only = rss(item("day", "day", "http://d.example.com/day", "2022年3月28日"))
+    config = make_config([{"name": "day", "url": server.add("/day.xml", day_only)}])
+    fetch(config, store)
+    (day,) = [p for p in store.posts(limit=None) if p.source == "day"]
+    assert day.date.astimezone(SHANGHAI).isoformat() == "2022-03-28T00:00:00+08:00"
+
+
 def test_missing_date_keeps_first_seen_time_across_updates(
     server: FeedServer, make_config: Any, open_store: Any
 ) -> None:

@@ -1,0 +1,101 @@
+"""Entry dates feedparser misreads, read here through its documented `registerDateHandler` hook.
+
+Chinese feeds often write dates feedparser does not know, and some it gets wrong without a word:
+
+* ``2022年03月28日 20:00``, ``2022/03/28 20:00:00`` and ``2022.03.28`` came out as 1 December
+  2022 (feedparser's W3DTF reader takes the year and gives up on the rest);
+* RFC 822 without a zone, ``Mon, 28 Mar 2022 20:00:00``, and without seconds, came out as no date
+  at all (so the post was dated when it was fetched);
+* ``GMT+8``-style zones likewise.
+
+Registered handlers are tried before feedparser's own and may decline (return None), so these
+only take the forms above. Like feedparser, a date without a zone is returned as if it were UTC:
+`normalise.read_date` then reads the same wall-clock time in the source's zone, as for any date.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from calendar import timegm
+from email.utils import parsedate_tz
+
+import feedparser
+
+# Y年M月D日, Y/M/D or Y.M.D, then an optional time and an optional numeric or GMT+N zone
+_NUMERIC = re.compile(
+    r"^\s*(\d{4})\s*(?:年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日?|([/.])(\d{1,2})\4(\d{1,2}))"
+    r"(?:[\sT,]*(\d{1,2})\s*[:：时点]\s*(\d{1,2})(?:\s*[:：分]\s*(\d{1,2})\s*秒?)?\s*分?)?"
+    r"\s*(?:(?:GMT|UTC?)?\s*([+-])(\d{1,2})(?::?(\d{2}))?|(?:GMT|UTC?|Z))?\s*$",
+    re.IGNORECASE,
+)
+# a date string that names its zone: Z, +08:00, +0800, GMT+8, GMT, UT(C), EST..., or a military letter
+_NAMES_ZONE = re.compile(
+    r"(?:[zZ]|[+-]\d{2}:?\d{2}|\b(?:GMT|UTC?)\s*[+-]\d{1,2}(?::?\d{2})?|\b(?:UT|UTC|GMT|[ECMP][SD]T|[A-IK-Z]))\s*$"
+)
+# a zone written as GMT+8, UTC+08:00 or GMT-0530 at the end of an RFC 822 date
+_GMT_OFFSET = re.compile(r"\s*\b(?:GMT|UTC?)\s*([+-])(\d{1,2})(?::?(\d{2}))?\s*$", re.IGNORECASE)
+# an RFC 822 date: optional weekday, then day, month name and a four-digit year
+_RFC822_START = re.compile(r"^\s*(?:[A-Za-z]{3,9},?\s+)?\d{1,2}\s+[A-Za-z]{3,9}\.?\s+\d{4}\b")
+
+
+def names_zone(text: str) -> bool:
+    """Whether a date string ends with a zone; one that does not is a wall-clock time."""
+    return _NAMES_ZONE.search(text.strip()) is not None
+
+
+def _utc_tuple(fields: tuple[int, int, int, int, int, int], offset_seconds: int) -> time.struct_time | None:
+    """The UTC struct_time of a wall-clock time `offset_seconds` ahead of UTC, or None if invalid."""
+    year, month, day, hour, minute, second = fields
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+        return None
+    try:
+        stamp = timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0)) - offset_seconds
+        return time.gmtime(stamp)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _offset(sign: str | None, hours: str | None, minutes: str | None) -> int:
+    if not sign:
+        return 0
+    seconds = int(hours or 0) * 3600 + int(minutes or 0) * 60
+    return seconds if sign == "+" else -seconds
+
+
+def numeric_date(text: str) -> time.struct_time | None:
+    """``2022年03月28日 20:00``, ``2022/03/28 20:00:00``, ``2022.03.28``, with an optional zone."""
+    match = _NUMERIC.match(text)
+    if match is None:
+        return None
+    g = match.groups()
+    month, day = (g[1], g[2]) if g[1] else (g[4], g[5])
+    fields = (int(g[0]), int(month), int(day), int(g[6] or 0), int(g[7] or 0), int(g[8] or 0))
+    return _utc_tuple(fields, _offset(g[9], g[10], g[11]))
+
+
+def rfc822_date(text: str) -> time.struct_time | None:
+    """An RFC 822 date with no zone or a ``GMT+8``-style one, which feedparser does not read."""
+    if _RFC822_START.match(text) is None:
+        return None
+    zone = _GMT_OFFSET.search(text)
+    if zone is None and names_zone(text):
+        return None  # a zone feedparser knows (+0800, GMT, EST...): its own reader does it
+    offset = 0
+    if zone is not None:
+        offset = _offset(*zone.groups())
+        text = text[: zone.start()]
+    parsed = parsedate_tz(text)  # without a zone it says 0 (UTC): the wall-clock time, as we want
+    return None if parsed is None else _utc_tuple(parsed[:6], offset)
+
+
+_registered = False
+
+
+def register() -> None:
+    """Put our handlers in front of feedparser's, once per process (`parse` calls it at import)."""
+    global _registered
+    if not _registered:
+        for handler in (rfc822_date, numeric_date):
+            feedparser.registerDateHandler(handler)
+        _registered = True
