@@ -292,6 +292,27 @@ def test_empty_category_gets_valid_empty_feeds(built) -> None:
     assert "空分类".encode() in (folder / "index.html").read_bytes()
 
 
+def test_incremental_publish_gives_every_linked_category_its_page(tmp_path: Path) -> None:
+    """A first `fetch` publishes incrementally: the home page and OPML link 空分类 (no posts, so
+    never a changed category), and its page and feeds must exist all the same: no 404s."""
+    config = write_config(tmp_path)
+    out = config.site.output_dir
+    with store(config, standard_posts()) as db:
+        posts = db.posts(limit=None)
+        changed = {c for p in posts for c in p.categories}
+        assert "kongfenlei" not in changed
+        publish_changed(config, db, changed, set(db.tag_counts()), [p.id for p in posts], now=NOW)
+        assert "kongfenlei/" in (out / "index.html").read_text(encoding="utf-8")
+        assert URL + "kongfenlei/feed.xml" in (out / "feeds.opml").read_text(encoding="utf-8")
+        assert sorted(p.name for p in (out / "kongfenlei").iterdir()) == [
+            "atom.xml", "feed.json", "feed.xml", "index.html"]
+        again = publish_changed(config, db, set(), set(), [], now=NOW)  # published now: not redone
+        assert not [p for p in again.written if "kongfenlei" in str(p)]
+        fresh = with_output(config, tmp_path / "fresh")
+        build_site(fresh, db, now=NOW)
+    assert snapshot(out) == snapshot(tmp_path / "fresh")
+
+
 def test_tag_feeds_only_for_tags_on_enough_posts(tmp_path: Path) -> None:
     config = write_config(tmp_path, tag_feed_min=2)
     with store(config, standard_posts()) as db:

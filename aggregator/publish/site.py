@@ -304,13 +304,17 @@ def publish_changed(
     now: datetime | None = None,
 ) -> PublishReport:
     """Rebuild only what a fetch changed: those categories and tags (slugs), the shared outputs
-    (all-categories feeds, home page, OPML) and the Jekyll files of `post_ids`.
+    (all-categories feeds, home page, OPML), any category not published yet and the Jekyll files
+    of `post_ids`.
 
     Called by the pipeline after storing a batch with the StoreResult's categories, tags and post ids.
     """
     publisher = _Publisher(config, store, now, tags)
     finish_jekyll = publisher.start_jekyll(post_ids)
-    for slug in sorted(categories):
+    # the home page and the OPML list link every category: one never published yet (no posts so
+    # far, or added to feeds.yaml since) gets its empty page and feeds now, not a 404
+    unpublished = {s for s in publisher.categories() if not (config.site.output_dir / s / "index.html").is_file()}
+    for slug in sorted(categories | unpublished):
         if publisher.safe(slug, "category"):
             publisher.category(slug)
     for slug in sorted(tags):
