@@ -57,11 +57,29 @@ class Context:
             self._config = load_config(self.config_path)
         return self._config
 
+    def use_config(self, path: Path) -> None:
+        self.config_path, self._config = path, None
+
     def store(self) -> Store:
         return Store(self.config.site.database)
 
 
-pass_ctx = click.make_pass_decorator(Context)
+def _config_after_command(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    """`aggregator fetch --config X` means what `aggregator --config X fetch` does."""
+    if value is not None:
+        shared = ctx.find_object(Context)
+        if shared is not None:
+            shared.use_config(value)
+
+
+def pass_ctx(func: F) -> F:
+    """Hand a command the shared Context, and accept `--config PATH` after the command name too."""
+    passed = click.make_pass_decorator(Context)(func)
+    option = click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
+        callback=_config_after_command, help="The feeds.yaml to use (may also come before the command).",
+    )
+    return option(passed)  # type: ignore[return-value]
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

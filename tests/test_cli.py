@@ -96,6 +96,21 @@ def test_fetch_unknown_source_is_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no source named 'nope'" in result.stderr
 
 
+def test_config_option_before_or_after_the_command(tmp_path: Path) -> None:
+    """The README's `--config PATH` works on either side of the command (and after wins)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    write_config(site, [{"name": "a", "url": "http://127.0.0.1:9/x.xml"}])
+    for args in (["check", "--config", "site/feeds.yaml"], ["--config", "site/feeds.yaml", "check"],
+                 ["--config", "missing.yaml", "check", "--config", "site/feeds.yaml"]):
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 0 and result.stdout.startswith("site/feeds.yaml: ok: 1 sources"), args
+    listed = run_cli("sources", "list", "--format", "json", "--config", "site/feeds.yaml", cwd=tmp_path)
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["a"]
+    missing = run_cli("fetch", "--config", "missing.yaml", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.startswith("missing.yaml: no such file")
+
+
 def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "down", "url": "http://127.0.0.1:9/feed.xml"}])
     result = run_cli("fetch", cwd=tmp_path)
