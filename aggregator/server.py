@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
@@ -109,6 +109,13 @@ class StaticSite:
                 [("Content-Type", "text/html; charset=utf-8")],
                 head=method == "HEAD",
             )
+        if not raw_path.endswith("/") and path.name == "index.html" and not raw_path.endswith("/index.html"):
+            # a folder named without its slash: the page's relative links (feed.xml) would
+            # resolve one level up, so send the browser to the folder itself, as web servers do
+            query = environ.get("QUERY_STRING", "")
+            location = quote(raw_path.encode("latin-1", "replace")) + "/" + (f"?{query}" if query else "")
+            return self._plain(start_response, "301 Moved Permanently", b"moved\n",
+                               [("Location", location), ("Content-Type", "text/plain")], head=method == "HEAD")
         return self._file(environ, start_response, path)
 
     def resolve(self, url_path: str) -> Path | None:

@@ -53,6 +53,18 @@ def test_category_folder_serves_its_index(site: tuple[str, Path]) -> None:
     assert requests.get(site[0] + "/meirijingjixinwen/").text == "<html>分类</html>"
 
 
+def test_folder_without_its_slash_redirects_to_it(site: tuple[str, Path]) -> None:
+    """/slug would serve the page with its relative links (feed.xml) resolving to the site's own."""
+    base = site[0]
+    moved = requests.get(base + "/meirijingjixinwen?x=1", allow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["Location"] == "/meirijingjixinwen/?x=1"
+    followed = requests.get(base + "/meirijingjixinwen")
+    assert followed.url == base + "/meirijingjixinwen/" and followed.text == "<html>分类</html>"
+    assert requests.head(base + "/meirijingjixinwen", allow_redirects=False).status_code == 301
+    assert requests.get(base + "/meirijingjixinwen/index.html", allow_redirects=False).status_code == 200
+    assert requests.get(base + "/nothing", allow_redirects=False).status_code == 404
+
+
 def test_conditional_requests_answer_304(site: tuple[str, Path]) -> None:
     url = site[0] + "/meirijingjixinwen/feed.xml"
     first = requests.get(url, headers={"Accept-Encoding": "identity"})
