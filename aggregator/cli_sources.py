@@ -81,7 +81,8 @@ def add(ctx: Context, url: str, name: str, category: str, tags: tuple[str, ...],
     if pick and pick > len(candidates):
         raise click.UsageError(f"--pick {pick}: only {len(candidates)} feed(s) found at {url}")
     chosen = candidates[(pick or 1) - 1]
-    _, added, skipped = add_sources(ctx.config_path, [NewSource(chosen.url, name or chosen.title, category, tags)])
+    wanted = NewSource(chosen.url, name or chosen.title, category, tags)
+    _, added, skipped = add_sources(ctx.config_path, [wanted], rename_taken=not name)
     for line in skipped:
         click.echo(f"skipped: {line}", err=True)
     for added_name in added:
@@ -117,7 +118,9 @@ def import_opml(ctx: Context, file: Path) -> None:
     """
     _, added, skipped = add_sources(ctx.config_path, read_opml(file))
     for line in skipped:
-        click.echo(f"skipped: {line}", err=True)
+        click.echo(f"skipped: {file}: {line}", err=True)
+    for added_name in added:
+        click.echo(f"added {added_name!r}")
     click.echo(f"imported {len(added)} sources into {ctx.config_path} ({len(skipped)} skipped)")
 
 

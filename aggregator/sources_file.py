@@ -72,31 +72,49 @@ def _default_name(url: str) -> str:
     return (parts.hostname or url) + (parts.path.rstrip("/") if parts.path not in ("", "/") else "")
 
 
-def add_sources(path: Path, new: list[NewSource]) -> tuple[Config, list[str], list[str]]:
+def _free_name(name: str, taken: set[str]) -> str:
+    """`name`, or `name (2)`, `name (3)`...: the first not taken."""
+    number, candidate = 2, name
+    while candidate in taken:
+        candidate, number = f"{name} ({number})", number + 1
+    return candidate
+
+
+def add_sources(
+    path: Path, new: list[NewSource], *, rename_taken: bool = True
+) -> tuple[Config, list[str], list[str]]:
     """Append sources to feeds.yaml; return (config, added names, skipped messages).
 
-    A source whose name or URL is already configured is skipped with a message, not an error.
+    A URL already configured, or not http(s), is skipped with a message saying why, not an error,
+    so one bad line of an OPML file does not stop the rest. A name already taken by another URL
+    (OPML exports often repeat titles such as "News") gets a number, `News (2)`, unless
+    `rename_taken` is false (a name the user typed): that is a ConfigError, and nothing is written.
     """
     root = read_yaml(path)
     sources = _sources_node(root, path)
-    names = {str(s.get("name")) for s in sources if isinstance(s, CommentedMap)}
-    urls = {str(s.get("url")) for s in sources if isinstance(s, CommentedMap)}
+    by_name = {str(s.get("name")): str(s.get("url")) for s in sources if isinstance(s, CommentedMap)}
+    by_url = {url: name for name, url in by_name.items()}
     added, skipped = [], []
     for item in new:
-        if not is_http_url(item.url):
-            raise ConfigError([f"{item.url}: not an http(s) URL"])
         name = item.name or _default_name(item.url)
-        if name in names or item.url in urls:
-            skipped.append(f"{name}: already in {path} ({item.url})")
+        if not is_http_url(item.url):
+            skipped.append(f"{name}: {item.url}: not an http(s) URL")
             continue
+        if item.url in by_url:
+            skipped.append(f"{name}: {item.url} is already in {path}, as {by_url[item.url]!r}")
+            continue
+        if name in by_name:
+            if not rename_taken:
+                raise ConfigError([f"{path}: a source named {name!r} already exists ({by_name[name]}); "
+                                   "choose another name"])
+            name = _free_name(name, set(by_name))
         entry = CommentedMap(name=name, url=item.url)
         if item.category:
             entry["category"] = item.category
         if item.tags:
             entry["tags"] = list(item.tags)
         sources.append(entry)
-        names.add(name)
-        urls.add(item.url)
+        by_name[name], by_url[item.url] = item.url, name
         added.append(name)
     config = _write_validated(path, root) if added else load_config(path)
     return config, added, skipped

@@ -136,8 +136,9 @@ def test_invalid_config_exit_2_and_nothing_stored_is_lost(server: FeedServer, tm
 def test_sources_add_remove_keep_comments(server: FeedServer, tmp_path: Path) -> None:
     feed_url = server.add("/feed.xml", fixture("rss091.xml"))
     (tmp_path / "feeds.yaml").write_text(
-        "# my feeds\nsite:\n  url: https://n.example.com/  # public URL\n  database: agg.db\n"
-        "sources:\n  # finance first\n  - name: 甲\n    url: https://a.example.com/rss\n",
+        "# my feeds\nsite:\n  title: \"Test: quoted\"\n  url: https://n.example.com/  # public URL\n"
+        "  database: agg.db\nsources:\n  # finance first\n  - name: 甲\n    url: \"https://a.example.com/rss\"\n"
+        "    tags: ['yes', \"新闻\"]\n",
         encoding="utf-8",
     )
     added = run_cli(
@@ -158,6 +159,9 @@ def test_sources_add_remove_keep_comments(server: FeedServer, tmp_path: Path) ->
     assert "added '乙'" in added.stdout
     text = (tmp_path / "feeds.yaml").read_text(encoding="utf-8")
     assert "# my feeds" in text and "# public URL" in text and "# finance first" in text
+    # the operator's quoting is kept as written, not rewritten across the file
+    assert 'title: "Test: quoted"' in text and 'url: "https://a.example.com/rss"' in text
+    assert "tags: ['yes', \"新闻\"]" in text
     data = yaml.safe_load(text)
     assert data["sources"][1] == {
         "name": "乙",
@@ -166,7 +170,11 @@ def test_sources_add_remove_keep_comments(server: FeedServer, tmp_path: Path) ->
         "tags": ["新闻", "乙"],
     }
     dup = run_cli("sources", "add", feed_url, cwd=tmp_path)
-    assert dup.returncode == 0 and "skipped" in dup.stderr
+    assert dup.returncode == 0 and f"{feed_url} is already in feeds.yaml, as '乙'" in dup.stderr
+    taken = run_cli("sources", "add", "http://127.0.0.1:9/other.xml", "--name", "甲", cwd=tmp_path)
+    assert taken.returncode == 2
+    assert taken.stderr.splitlines()[-1] == ("feeds.yaml: a source named '甲' already exists "
+                                             "(https://a.example.com/rss); choose another name")
     bad = run_cli("sources", "add", "ftp://c.example.com/feed", cwd=tmp_path)
     assert bad.returncode == 2
     assert yaml.safe_load((tmp_path / "feeds.yaml").read_text(encoding="utf-8")) == data
@@ -185,21 +193,29 @@ def test_opml_import_and_export(tmp_path: Path) -> None:
         '<?xml version="1.0"?><opml version="2.0"><head><title>s</title></head><body>'
         '<outline text="财经"><outline type="rss" text="乙报" xmlUrl="https://b.example.com/rss"/>'
         '<outline type="rss" text="dup" xmlUrl="https://a.example.com/rss"/></outline>'
+        '<outline type="rss" text="ftp" xmlUrl="ftp://x.example.com/y"/>'
+        '<outline type="rss" text="已有" xmlUrl="https://d.example.com/rss"/>'
         '<outline type="rss" title="Top" xmlUrl="https://c.example.com/atom"/></body></opml>',
         encoding="utf-8",
     )
     result = run_cli("sources", "import-opml", "subs.opml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "imported 2 sources" in result.stdout and "1 skipped" in result.stdout
+    assert "imported 3 sources" in result.stdout and "2 skipped" in result.stdout
+    assert result.stderr.splitlines() == [
+        "skipped: subs.opml: dup: https://a.example.com/rss is already in feeds.yaml, as '已有'",
+        "skipped: subs.opml: ftp: ftp://x.example.com/y: not an http(s) URL",
+    ]
+    assert "added '已有 (2)'" in result.stdout  # a title taken by another URL gets a number
     exported = run_cli("sources", "export-opml", cwd=tmp_path)
     assert exported.returncode == 0
     (tmp_path / "round.opml").write_text(exported.stdout, encoding="utf-8")
     again = run_cli("--config", "feeds.yaml", "sources", "import-opml", "round.opml", cwd=tmp_path)
-    assert "imported 0 sources" in again.stdout and "3 skipped" in again.stdout
+    assert "imported 0 sources" in again.stdout and "4 skipped" in again.stdout
     listed = json.loads(run_cli("sources", "list", "--format", "json", cwd=tmp_path).stdout)
     assert [(r["name"], r["categories"]) for r in listed] == [
         ("已有", ["yiyou"]),
         ("乙报", ["caijing"]),
+        ("已有 (2)", ["yiyou-2"]),
         ("Top", ["top"]),
     ]
 

@@ -46,7 +46,9 @@ def read_config_yaml(path: Path) -> Any:
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file into ruamel's round-trip objects, which keep comments and layout for edits."""
     text = _read_text(path)
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True  # an edit must not requote the operator's scalars all over the file
     try:
-        return YAML(typ="rt").load(text)
+        return yaml.load(text)
     except YAMLError as exc:
         raise _invalid(path, exc) from None
