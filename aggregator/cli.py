@@ -19,10 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .cli_common import FORMAT, Context, err, handle_errors, pass_ctx, print_table
 from .config import Config, config_warnings
-from .errors import ConfigError, PublishError
+from .errors import ConfigError, NotFoundError, PublishError
 from .models import SourceOutcome
 from .pipeline import fetch_sources
 from .publish import publish_changed
+from .store import Store
 from .views import post_json
 
 
@@ -145,7 +146,7 @@ class _progress:
 
 
 @cli.command()
-@click.option("--category", metavar="SLUG", help="Only posts of this category slug.")
+@click.option("--category", metavar="SLUG", help="Only posts of this category (its slug or its name).")
 @click.option("--source", metavar="NAME", help="Only posts of this source.")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 @FORMAT
@@ -160,8 +161,22 @@ def posts(ctx: Context, category: str | None, source: str | None, limit: int, fm
       aggregator posts --format json | jq .title
     """
     with ctx.store() as store:
-        found = store.posts(category=category, source=source, limit=limit)
+        slug = _category_slug(ctx.config, store, category) if category else None
+        if source and source not in {s.name for s in ctx.config.sources} | set(store.source_states(counts=False)):
+            raise NotFoundError(f"no source named {source!r} in {ctx.config_path} or the database")
+        found = store.posts(category=slug, source=source, limit=limit)
     _print_posts(ctx.config, found, fmt)
+
+
+def _category_slug(config: Config, store: Store, given: str) -> str:
+    """The slug of a category given by slug or by name (券商 -> quanshang)."""
+    names = {**store.category_names(), **config.categories}  # slug -> name
+    if given in names:
+        return given
+    by_name = {name: slug for slug, name in names.items()}
+    if given in by_name:
+        return by_name[given]
+    raise NotFoundError(f"no category {given!r} (known slugs: {', '.join(sorted(names)) or 'none'})")
 
 
 def _print_posts(config: Config, found: list[Any], fmt: str) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import Config, load_config
-from .errors import AggregatorError, ConfigError, StoreError
+from .errors import AggregatorError, ConfigError, NotFoundError, StoreError
 from .store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,7 +36,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ConfigError as exc:
             fail("\n".join(exc.problems), 2)
-        except StoreError as exc:
+        except (StoreError, NotFoundError) as exc:
             fail(f"error: {exc}", 2)
         except AggregatorError as exc:
             fail(f"error: {exc}", 1)

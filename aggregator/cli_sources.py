@@ -9,7 +9,7 @@ import click
 from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_json, print_table
 from .config import is_http_url
 from .discover import Candidate, discover_feeds
-from .errors import ConfigError, FetchError
+from .errors import ConfigError, FetchError, NotFoundError
 from .fetch import make_session
 from .sources_file import NewSource, add_sources, read_opml, remove_source, sources_opml
 from .views import source_rows
@@ -150,5 +150,5 @@ def reset(ctx: Context, name: str) -> None:
     """
     with ctx.store() as store:
         if not store.reset_source(name):
-            raise click.ClickException(f"no fetch state stored for {name!r}")
+            raise NotFoundError(f"no fetch state stored for a source named {name!r}")
     click.echo(f"reset {name!r}: it will be polled at the daemon's next check")

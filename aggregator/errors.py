@@ -15,6 +15,10 @@ class ConfigError(AggregatorError):
         super().__init__("\n".join(problems))
 
 
+class NotFoundError(AggregatorError):
+    """A name given on the command line (a category, a source) names nothing we have: a usage error."""
+
+
 class FetchError(AggregatorError):
     """A source could not be fetched: the message says why, in one line."""
 

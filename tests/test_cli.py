@@ -74,6 +74,16 @@ def test_fetch_posts_and_search_end_to_end(server: FeedServer, tmp_path: Path) -
     limited = run_cli("fetch", "--source", "Atom", cwd=tmp_path)
     assert limited.returncode == 0 and "1 sources:" in limited.stdout
 
+    by_name = run_cli("posts", "--category", "每日经济新闻", "--format", "json", cwd=tmp_path)
+    assert by_name.returncode == 0 and by_name.stdout == listed.stdout  # a category's name as well as its slug
+    for args, message in (
+        (["posts", "--category", "nope"], "error: no category 'nope' (known slugs: atom, meirijingjixinwen)"),
+        (["posts", "--source", "nobody"], "error: no source named 'nobody' in feeds.yaml or the database"),
+        (["sources", "reset", "nobody"], "error: no fetch state stored for a source named 'nobody'"),
+    ):
+        unknown = run_cli(*args, cwd=tmp_path)
+        assert (unknown.returncode, unknown.stderr.strip(), unknown.stdout) == (2, message, ""), args
+
 
 def test_fetch_exit_1_names_each_failure(server: FeedServer, tmp_path: Path) -> None:
     write_config(

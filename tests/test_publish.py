@@ -576,7 +576,7 @@ def test_cli_build_prints_what_it_wrote(tmp_path: Path) -> None:
     assert again.exit_code == 0 and again.output.splitlines() == [again.output.splitlines()[-1]]
     assert re.match(r"^0 written, \d+ unchanged", again.output)
     bad = runner.invoke(build, ["--category", "nope"], obj=Context(config.path))
-    assert bad.exit_code == 1 and "no category with slug 'nope'" in bad.output
+    assert bad.exit_code == 2 and "no category with slug 'nope'" in bad.output
 
 
 def test_all_feed_dates_carry_the_site_offset(built) -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ..config import Config
-from ..errors import AggregatorError, PublishError
+from ..errors import NotFoundError, PublishError
 from ..models import Post
 from ..store import Store
 from ..workers import shared_pool
@@ -265,7 +265,7 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
     if category is not None:
         names = {**store.category_names(), **config.categories}
         if category not in names:
-            raise AggregatorError(f"no category with slug {category!r} (known: {', '.join(sorted(names))})")
+            raise NotFoundError(f"no category with slug {category!r} (known: {', '.join(sorted(names))})")
         publisher = _Publisher(config, store, now)
         publisher.category(category)
         publisher.everything()
