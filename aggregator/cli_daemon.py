@@ -76,7 +76,7 @@ def serve(ctx: Context, host: str | None, port: int | None, log_level: str) -> N
     try:
         server = FeedServer(app, host or config.server.host, config.server.port if port is None else port)
     except OSError as exc:
-        raise click.ClickException(f"cannot serve on {host or config.server.host}:{port}: {exc}") from None
+        raise click.ClickException(str(exc)) from None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

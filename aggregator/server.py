@@ -24,6 +24,8 @@ from urllib.parse import quote, unquote
 import waitress
 from waitress.server import BaseWSGIServer, MultiSocketServer
 
+from .errors import AggregatorError
+
 CONTENT_TYPES = {
     ".xml": "application/xml; charset=utf-8",
     ".html": "text/html; charset=utf-8",
@@ -215,21 +217,31 @@ class StaticSite:
         return [b""] if head else [body]
 
 
+class ServeError(AggregatorError, OSError):
+    """The address cannot be served on (in use, not ours): the message names it."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class FeedServer:
     """waitress serving a StaticSite. The socket is bound in the constructor, so a port in use is an
     error in the caller's thread, not one that dies silently in the server thread."""
 
     def __init__(self, app: StaticSite, host: str, port: int, threads: int = 8):
-        self.server: BaseWSGIServer | MultiSocketServer = waitress.create_server(
-            app,
-            host=host,
-            port=port,
-            threads=threads,
-            ident="aggregator",
-            channel_timeout=15,
-            connection_limit=1000,
-            cleanup_interval=10,
-        )
+        try:
+            self.server: BaseWSGIServer | MultiSocketServer = waitress.create_server(
+                app,
+                host=host,
+                port=port,
+                threads=threads,
+                ident="aggregator",
+                channel_timeout=15,
+                connection_limit=1000,
+                cleanup_interval=10,
+            )
+        except OSError as exc:
+            raise ServeError(exc.errno, f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
         self.thread = threading.Thread(target=self._run, name="http", daemon=True)
 
     @property

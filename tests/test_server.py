@@ -160,8 +160,9 @@ def test_idle_connections_do_not_block_others(site: tuple[str, Path]) -> None:
 
 def test_port_in_use_is_an_error_in_the_caller(site: tuple[str, Path]) -> None:
     port = int(site[0].rsplit(":", 1)[1])
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as raised:
         FeedServer(StaticSite(site[1]), "127.0.0.1", port)
+    assert str(raised.value) == f"cannot serve on 127.0.0.1:{port}: Address already in use"
 
 
 def test_healthz(site: tuple[str, Path]) -> None:
