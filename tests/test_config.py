@@ -139,6 +139,32 @@ def test_check_cli_exit_2_one_line_and_database_untouched(tmp_path: Path) -> Non
     assert not (tmp_path / "var").exists()
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n"])
+def test_empty_file_is_an_error(tmp_path: Path, text: str) -> None:
+    assert problems(tmp_path, text) == [
+        f"{tmp_path / 'feeds.yaml'}:1: the file is empty; it needs at least a sources: list (sources: [] for none yet)"
+    ]
+    (tmp_path / "feeds.yaml").write_text("sources: []\n", encoding="utf-8")
+    assert load_config(tmp_path / "feeds.yaml").sources == ()  # no sources yet: valid, with a warning
+
+
+def test_check_warns_of_commas_and_of_no_sources(tmp_path: Path) -> None:
+    (tmp_path / "feeds.yaml").write_text(
+        "sources:\n  - name: a\n    url: http://127.0.0.1:9/x\n    tags: business, news\n    category: 财经，新闻\n",
+        encoding="utf-8",
+    )
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        "warning: feeds.yaml:2: source 'a': tag 'business, news' has a comma; for several, write a list: "
+        "[business, news]",
+        "warning: feeds.yaml:2: source 'a': category '财经，新闻' has a comma; for several, write a list: [财经, 新闻]",
+    ]
+    (tmp_path / "feeds.yaml").write_text("sources: []\n", encoding="utf-8")
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "warning: feeds.yaml: no sources yet: nothing will be fetched\n"
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     result = run_cli("check", cwd=tmp_path)
     assert result.returncode == 2

@@ -158,9 +158,17 @@ def is_http_url(url: Any) -> bool:
 
 def config_warnings(config: Config) -> list[str]:
     """Settings that are valid but risky, as `FILE:LINE: message` lines."""
-    return [
+    warnings = [
         f"{config.path}:{src.line}: source {src.name!r}: verify_tls is false, so its TLS certificate is not "
         "checked; use it only for a trusted internal server"
         for src in config.sources
         if not src.verify_tls
     ]
+    for src in config.sources:  # `tags: a, b` is one tag "a, b" in YAML: almost always meant as a list
+        for kind, names in (("tag", src.tags), ("category", [c.name for c in src.categories])):
+            warnings += [f"{config.path}:{src.line}: source {src.name!r}: {kind} {name!r} has a comma; "
+                         f"for several, write a list: [{', '.join(p.strip() for p in re.split('[,，]', name))}]"
+                         for name in names if "," in name or "，" in name]
+    if not config.sources:
+        warnings.append(f"{config.path}: no sources yet: nothing will be fetched")
+    return warnings

@@ -152,8 +152,9 @@ class _Validator:
         return value if value.is_absolute() else self.base / value
 
     def validate(self, root: Any) -> Config:
-        if root is None:
-            root = LinedMap()
+        if root is None:  # an empty file (or only comments) is a mistake, not a site without sources
+            raise ConfigError([f"{self.path}:1: the file is empty; it needs at least a sources: list "
+                               "(sources: [] for none yet)"])
         top = self.mapping(root, "the top level", TOP_KEYS, 1)
         site = self.site(top)
         self.slugs = SlugMemo(memo_path(site.database))
