@@ -20,6 +20,7 @@ from .store import Store
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+wide = Console(highlight=False, soft_wrap=True, width=100_000)  # output that is not a terminal
 
 
 def fail(message: str, code: int) -> None:
@@ -82,11 +83,36 @@ def pass_ctx(func: F) -> F:
     return option(passed)  # type: ignore[return-value]
 
 
+#: columns of free text, which may wrap when the terminal is narrow; the others (dates, numbers,
+#: states) never do, so a date is never split across two lines
+TEXT_COLUMNS = {"name", "source", "category", "categories", "title", "last_error"}
+
+
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    table = Table(*columns, show_lines=False, box=None, pad_edge=False)
+    """A plain table whose dates, numbers and states stay on one line; text wraps when it must.
+
+    Piped into a file or `less`, nothing is wrapped or cut to fit an 80-column terminal that is
+    not there.
+    """
+    table = Table(show_lines=False, box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=column not in TEXT_COLUMNS, overflow="fold")
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    out.print(table)
+    (out if out.is_terminal else wide).print(table)
+
+
+def source_table_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A `sources list` / `status` row shaped for a table: short times, yes/no, the note that matters."""
+    for key in ("last_fetch", "next_due"):
+        row[key] = (row.get(key) or "-").replace("T", " ")[:16]
+    row["enabled"] = "yes" if row["enabled"] else "no"
+    row["categories"] = ",".join(row["categories"])
+    if row["moved_to"]:
+        row["last_error"] = f"moved permanently to {row['moved_to']}: update feeds.yaml"
+    elif not row["last_error"] and row["warning"]:
+        row["last_error"] = f"warning: {row['warning']}"
+    return row
 
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)

@@ -8,7 +8,7 @@ from collections import Counter
 
 import click
 
-from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_json, print_table
+from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_json, print_table, source_table_row
 from .logs import setup_logging
 from .views import source_rows
 
@@ -103,13 +103,9 @@ def status(ctx: Context, fmt: str) -> None:
     if fmt == "json":
         print_json(rows)
         return
-    for row in rows:
-        for key in ("last_fetch", "next_due"):
-            row[key] = (row[key] or "-").replace("T", " ")
-        if row["moved_to"]:
-            row["last_error"] = f"moved to {row['moved_to']}: update feeds.yaml"
     print_table(
-        rows, ["name", "category", "state", "http_status", "last_fetch", "failures", "posts", "next_due", "last_error"]
+        [source_table_row(row) for row in rows],
+        ["name", "category", "state", "http_status", "last_fetch", "failures", "posts", "next_due", "last_error"],
     )
     counts = Counter(row["state"] for row in rows)
     click.echo(

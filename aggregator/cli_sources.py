@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_json, print_table
+from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_json, print_table, source_table_row
 from .config import is_http_url
 from .discover import Candidate, discover_feeds
 from .errors import ConfigError, FetchError, NotFoundError
@@ -37,12 +37,8 @@ def list_sources(ctx: Context, fmt: str) -> None:
     if fmt == "json":
         print_json(rows)
         return
-    for row in rows:
-        row["categories"] = ",".join(row["categories"])
-        row["last_fetch"] = (row["last_fetch"] or "never").replace("T", " ")
-        if row["moved_to"]:
-            row["last_error"] = f"moved permanently to {row['moved_to']}: update feeds.yaml"
-    print_table(rows, ["name", "categories", "enabled", "result", "http_status", "last_fetch", "posts", "last_error"])
+    print_table([source_table_row(row) for row in rows],
+                ["name", "categories", "enabled", "result", "http_status", "last_fetch", "posts", "last_error"])
 
 
 @sources.command("add")

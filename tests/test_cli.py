@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -129,6 +130,11 @@ def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
     status = run_cli("sources", "list", "--format", "json", cwd=tmp_path)
     (row,) = json.loads(status.stdout)
     assert row["result"] == "error" and row["last_error"] == "connection refused" and row["failures"] == 1
+    for command in (["sources", "list"], ["status"]):  # piped: a line per source, nothing cut to 80 columns
+        table = run_cli(*command, cwd=tmp_path).stdout.splitlines()
+        assert table[0].split()[0] == "name" and table[0].split()[-1] == "last_error", command
+        assert table[1].startswith("down ") and table[1].rstrip().endswith("connection refused"), command
+        assert len(table[1]) > 80 and re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d ", table[1]), command
 
 
 def test_invalid_config_exit_2_and_nothing_stored_is_lost(server: FeedServer, tmp_path: Path) -> None:
