@@ -275,7 +275,7 @@ class Daemon(PublishingMixin):
             "ms": int(seconds * 1000),
         }
         line = (
-            f"fetch {source.name}: {outcome.result} http={outcome.http_status} new={outcome.new} "
+            f"fetch {source.name}: {outcome.result} http={outcome.http_status or '-'} new={outcome.new} "
             f"updated={outcome.updated} {int(seconds * 1000)}ms"
         )
         if outcome.result == "error":
