@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from .cli_common import Context, handle_errors, pass_ctx
@@ -25,10 +27,11 @@ def build(ctx: Context, category: str | None) -> None:
     """
     with ctx.store() as store:
         report = build_site(ctx.config, store, category=category)
-    for path in report.written:
-        click.echo(f"wrote {path}")
-    for path in report.removed:
-        click.echo(f"removed {path}")
+    here = os.getcwd() + os.sep
+    for verb, paths in (("wrote", report.written), ("removed", report.removed)):
+        for path in paths:
+            text = str(path)
+            click.echo(f"{verb} {text.removeprefix(here)}")  # var/public/... when under the current folder
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(report.summary())

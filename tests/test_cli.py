@@ -122,6 +122,18 @@ def test_config_option_before_or_after_the_command(tmp_path: Path) -> None:
     assert missing.returncode == 2 and missing.stderr.startswith("missing.yaml: no such file")
 
 
+def test_build_names_files_as_the_user_would_type_them(tmp_path: Path) -> None:
+    write_config(tmp_path, [{"name": "a", "url": "http://127.0.0.1:9/x.xml"}])
+    built = run_cli("build", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert "wrote public/index.html" in built.stdout.splitlines()  # under the current folder: relative
+    elsewhere = run_cli("--config", str(tmp_path / "feeds.yaml"), "build", cwd=tmp_path.parent)
+    assert elsewhere.stdout.splitlines()[-1].startswith("0 written")
+    (tmp_path / "public" / "index.html").unlink()
+    away = run_cli("--config", str(tmp_path / "feeds.yaml"), "build", cwd=ROOT)
+    assert f"wrote {tmp_path / 'public' / 'index.html'}" in away.stdout.splitlines()  # elsewhere: absolute
+
+
 def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "down", "url": "http://127.0.0.1:9/feed.xml"}])
     result = run_cli("fetch", cwd=tmp_path)
