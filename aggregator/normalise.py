@@ -23,22 +23,33 @@ FUTURE_TOLERANCE = timedelta(days=1)
 TITLE_FALLBACK_LENGTH = 60
 SUMMARY_EXCERPT_LENGTH = 280
 MAX_GUID_LENGTH = 2048
+_CST = re.compile(r"\bCST\s*$")
 
 
 def read_date(raw: str, parsed: datetime | None, zone: ZoneInfo) -> datetime | None:
     """The aware datetime of an entry date.
 
     feedparser reads a date without a zone as UTC; when the raw string names no zone, the same
-    wall-clock time is read in `zone` (the source's, else the site's) instead.
+    wall-clock time is read in `zone` (the source's, else the site's) instead. So is `CST` when
+    that zone is at +08:00, where it means China Standard Time.
     """
     if parsed is None:
         return None
+    wall: datetime | None = None
     if raw and not names_zone(raw):
-        try:
-            return parsed.replace(tzinfo=zone).astimezone(UTC)
-        except (OverflowError, ValueError):  # year 1 in a zone ahead of UTC: no such instant
-            return None
-    return parsed
+        wall = parsed
+    elif raw and _CST.search(raw):
+        # feedparser reads CST as US Central (-06:00), but in a feed from a zone at +08:00 (China,
+        # Taiwan) it means China Standard Time: there, read it as the zone's own wall clock
+        central = parsed - timedelta(hours=6)
+        if (zone.utcoffset(central.replace(tzinfo=None)) or timedelta(0)) == timedelta(hours=8):
+            wall = central
+    if wall is None:
+        return parsed
+    try:
+        return wall.replace(tzinfo=zone).astimezone(UTC)
+    except (OverflowError, ValueError):  # year 1 in a zone ahead of UTC: no such instant
+        return None
 
 
 def _dedupe(names: Iterable[str]) -> list[str]:

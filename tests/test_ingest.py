@@ -181,6 +181,7 @@ CHINESE_AND_ZONELESS_DATES = {
     "rfc822-utc+08:00": "Mon, 28 Mar 2022 20:00:00 UTC+08:00",
     "rfc822-gmt": "Mon, 28 Mar 2022 12:00:00 GMT",  # already read right: still is
     "iso-naive": "2022-03-28 20:00:00",
+    "cst": "Mon, 28 Mar 2022 20:00:00 CST",  # China Standard Time in a +08:00 zone, not US Central
 }
 
 
@@ -197,6 +198,11 @@ def test_chinese_and_zoneless_date_forms(server: FeedServer, make_config: Any, o
     fetch(config, store)
     (day,) = [p for p in store.posts(limit=None) if p.source == "day"]
     assert day.date.astimezone(SHANGHAI).isoformat() == "2022-03-28T00:00:00+08:00"
+    central = rss(item("us", "us", "http://d.example.com/us", "Mon, 28 Mar 2022 20:00:00 CST"))
+    config = make_config([{"name": "us", "url": server.add("/us.xml", central), "timezone": "America/Chicago"}])
+    fetch(config, store)
+    (us,) = [p for p in store.posts(limit=None) if p.source == "us"]
+    assert us.date == datetime(2022, 3, 29, 2, 0, tzinfo=UTC)  # elsewhere CST is US Central, -06:00
 
 
 def test_missing_date_keeps_first_seen_time_across_updates(
