@@ -123,6 +123,16 @@ def test_any_title_reads_back_unchanged(tmp_path: Path, title: str) -> None:
     assert len(head.splitlines()) == 6  # nothing in a title can add a line to the front matter
 
 
+def test_no_liquid_survives_in_the_body_or_the_link(tmp_path: Path) -> None:
+    """Jekyll runs Liquid over the whole file: one `{%` without its end stops the site's build."""
+    post = make_post("Hacker News", 1, categories=["tech"], content="<p>{{ site.x }} {% raw %} [a](b)</p>",
+                     link="http://h.example.com/q?x={%25 raw %25}&y={{a}}&z={%raw%}")
+    body = render_post(post, settings(tmp_path)).decode().split("\n---\n", 1)[1]
+    assert "{" not in body  # a lone }} or %} is text to Liquid: only { opens a tag
+    assert "\n\n<http://h.example.com/q?x=%7B%25%20raw%20%25%7D&y=%7B%7Ba%7D%7D&z=%7B%raw%%7D>\n\n" in body
+    assert "<p>&#123;&#123; site.x }} &#123;% raw %} &#91;a&#93;(b)</p>" in body
+
+
 @pytest.mark.parametrize(
     ("tags", "written"),
     [

@@ -150,7 +150,10 @@ def _link_text(text: str) -> str:
 
 
 def _autolink(url: str) -> str:
-    return url.replace(" ", "%20").replace("<", "%3C").replace(">", "%3E")
+    """The URL as a kramdown autolink; braces percent-encoded (the same URL to a browser) so that
+    Liquid, which runs over the whole file, finds no `{{` or `{%` in it."""
+    return (url.replace(" ", "%20").replace("<", "%3C").replace(">", "%3E")
+            .replace("{", "%7B").replace("}", "%7D"))
 
 
 def render_post(post: Post, settings: JekyllSettings) -> bytes:
