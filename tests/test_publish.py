@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -271,6 +272,29 @@ def test_ids_stay_the_same_when_a_post_is_updated(tmp_path: Path) -> None:
         after = feed_ids(out)
     assert after == before
     assert changed.id in before[1]  # no guid: our own stable post id
+
+
+def test_a_guid_two_sources_share_stays_with_the_post_that_had_it_first(tmp_path: Path) -> None:
+    """Hacker News has entry "1"; later Slow Tech (same category) publishes a newer entry "1".
+    The older post keeps "1" and its Atom id; the newer gets its own ids from its first build on,
+    and keeps them once the older post has left the feed's window."""
+    config = write_config(tmp_path)
+    out = config.site.output_dir / "tech"
+    first = make_post("Hacker News", 1, categories=["tech"], guid="1", hours_ago=5)
+    with store(config, [first]) as db:
+        build_site(config, db, now=NOW)
+        before = feed_ids(out)
+        assert before == (["urn:uuid:" + str(uuid.uuid5(ATOM_ID_NAMESPACE, "Hacker News\x001"))], ["1"], ["1"])
+        second = make_post("Slow Tech", 2, categories=["tech"], guid="1", hours_ago=1)
+        result = db.store_posts([second], config.categories, now=NOW)
+        publish_changed(config, db, result.categories, result.tags, result.post_ids, now=NOW)
+        atom, rss, json_ids = feed_ids(out)
+        assert (atom[1], rss[1], json_ids[1]) == (before[0][0], "1", "1")  # the older post: unchanged
+        assert rss[0] == json_ids[0] == second.id and atom[0] not in (atom[1], "1")
+        window = with_output(config, tmp_path / "window")
+        window = dataclasses.replace(window, site=dataclasses.replace(window.site, feed_size=1))
+        build_site(window, db, now=NOW)
+        assert feed_ids(tmp_path / "window" / "tech") == ([atom[0]], [second.id], [second.id])
 
 
 def test_newest_post_date_not_the_clock_dates_the_feed(built) -> None:

@@ -125,21 +125,27 @@ def feed_item(post: Post, zone: tzinfo, category_names: Mapping[str, str], sourc
 
 
 def feed_items(
-    posts: Iterable[Post], zone: tzinfo, category_names: Mapping[str, str], source_urls: Mapping[str, str]
+    posts: Iterable[Post], zone: tzinfo, category_names: Mapping[str, str], source_urls: Mapping[str, str],
+    guid_owners: Mapping[str, str] | None = None,
 ) -> list[FeedItem]:
-    """FeedItems of `posts` in their order, with ids made unique within the feed.
+    """FeedItems of `posts` in their order, with ids unique within the feed and stable across builds.
 
-    Two entries of one feed sharing a guid (two sources numbering their entries 1, 2, 3...) would
-    make readers drop one; the later one falls back to ids built from our unique post id.
+    Two sources may use the same guid (each numbering its entries 1, 2, 3...), and a reader would
+    then drop one entry. `guid_owners` (guid -> the post stored first with it) says who keeps the
+    guid: every later post gets ids from our own post id instead, from its first publication on,
+    whatever else is in the feed's window. Without it, the first of a feed to use a guid keeps it.
     """
     items: list[FeedItem] = []
     guids: set[str] = set()
     atom_ids: set[str] = set()
     for post in posts:
         item = feed_item(post, zone, category_names, source_urls)
-        if item.guid in guids or item.atom_id in atom_ids:
+        owner = (guid_owners or {}).get(post.guid, post.id)
+        if owner != post.id or item.guid in guids:
+            item = replace(item, guid=post.id)
+        if item.atom_id in atom_ids or (owner != post.id and item.atom_id == post.guid.strip()):
             fallback = "urn:uuid:" + str(uuid.uuid5(ATOM_ID_NAMESPACE, f"{post.source}\x00{post.id}"))
-            item = replace(item, guid=post.id, atom_id=fallback)
+            item = replace(item, atom_id=fallback)
         guids.add(item.guid)
         atom_ids.add(item.atom_id)
         items.append(item)

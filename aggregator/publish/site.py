@@ -133,7 +133,8 @@ class _Publisher:
     # -- outputs -------------------------------------------------------------------------------
 
     def feeds(self, info: FeedInfo, posts: list[Post], folder: tuple[str, ...], json: bool = True) -> None:
-        items = feed_items(posts, self.site.timezone, self.names, self.source_urls)
+        owners = self.store.guid_owners(p.guid for p in posts)
+        items = feed_items(posts, self.site.timezone, self.names, self.source_urls, owners)
         self.write(render_rss(info, items), *folder, "feed.xml")
         self.write(render_atom(info, items), *folder, "atom.xml")
         if json:

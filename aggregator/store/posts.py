@@ -285,6 +285,17 @@ class PostStore(Database):
                 found[slug] = (row[0] if row else slug, int(count))
         return found
 
+    def guid_owners(self, guids: Iterable[str]) -> dict[str, str]:
+        """guid -> id of the post stored first with it, for these guids (an index look-up each)."""
+        owners = {}
+        for guid in {g for g in guids if g}:
+            row = self.conn.execute(
+                "SELECT id FROM posts WHERE guid = ? AND guid != '' ORDER BY num LIMIT 1", (guid,)
+            ).fetchone()
+            if row:
+                owners[guid] = row[0]
+        return owners
+
     def post_ids(self) -> set[str]:
         """The id of every stored post."""
         return {row[0] for row in self.conn.execute("SELECT id FROM posts")}

@@ -81,4 +81,9 @@ MIGRATIONS = [
     DROP INDEX posts_date;
     CREATE INDEX posts_date ON posts(date DESC, num DESC);
     """,
+    # 4: which post has had a guid first (two sources numbering their entries 1, 2, 3...), so the
+    # feeds keep that guid for it and give later posts their own ids, the same at every build
+    """
+    CREATE INDEX posts_guid ON posts(guid, num) WHERE guid != '';
+    """,
 ]
