@@ -77,8 +77,9 @@ class Post:
     """The post schema: the one shape every stage after parsing passes around.
 
     `date` and `updated` are timezone-aware. `categories` holds slugs; `tags` holds tag names.
-    `dated` is False when the feed gave no usable date and `date` is the first-seen time, so an
-    update of the entry keeps the time we first saw it instead of moving it.
+    `dated` is False when the feed gave no fixed publication date (none, only Atom's `updated`, or
+    one more than a day ahead, clamped to the fetch time): an update of the entry then keeps the
+    date the post was first stored with instead of moving it.
     """
 
     id: str

@@ -138,10 +138,11 @@ class Normaliser:
             if _matches([rule.match], [title, summary_text, *entry.tags]):
                 categories += [c.slug for c in rule.categories if c.slug not in categories]
                 tags += rule.tags
-        date = read_date(entry.published_raw, entry.published, self.zone) or read_date(
-            entry.updated_raw, entry.updated, self.zone
-        )
+        published = read_date(entry.published_raw, entry.published, self.zone)
         updated = read_date(entry.updated_raw, entry.updated, self.zone)
+        date = published or updated
+        if updated is not None and self._future(updated):
+            updated = None  # clamped, it would be a new "update" at every poll
         post = Post(
             id=post_id(self.source.name, entry.guid or link or hashlib.sha256((title + content).encode()).hexdigest()),
             source=self.source.name,
@@ -149,14 +150,18 @@ class Normaliser:
             link=link,
             guid=guid,
             date=self._clamp(date),
-            updated=self._clamp(updated) if updated and updated != date else None,
+            # with only <updated>, it is also kept: a later edit is then dated by the feed itself
+            updated=updated if updated and (updated != date or published is None) else None,
             author=plain_text(entry.author)[:200],
             summary=summary,
             content=content,
             categories=list(dict.fromkeys(categories)),
             tags=_dedupe(tags),
             enclosures=self._enclosures(entry.enclosures, base),
-            dated=date is not None,
+            # a date that can move (none; only Atom's <updated>, which changes with every edit;
+            # one from the future, clamped to each fetch) is not ours to follow: the post keeps
+            # the date it was first stored with, and its Jekyll file keeps its name
+            dated=published is not None and not self._future(published),
         )
         post.content_hash = content_hash(post)
         # the full-text index's words, made ready here in the worker rather than by the one thread
@@ -164,9 +169,12 @@ class Normaliser:
         post.text = fts_text(text if summary_is_content else summary_text + " " + text)
         return post
 
+    def _future(self, when: datetime) -> bool:
+        return when > self.fetched_at + FUTURE_TOLERANCE
+
     def _clamp(self, when: datetime | None) -> datetime:
         """A missing date becomes the fetch time; one more than a day ahead is clamped to it."""
-        if when is None or when > self.fetched_at + FUTURE_TOLERANCE:
+        if when is None or self._future(when):
             return self.fetched_at
         return when
 

@@ -219,6 +219,34 @@ def test_missing_date_keeps_first_seen_time_across_updates(
     assert store.posts()[0].title == "edited" and store.posts()[0].date == seen
 
 
+def test_dates_that_move_do_not_move_the_post(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    """A date from the future is clamped to the fetch time: refetched unchanged, the post must not
+    count as updated (nor jump to the top) at every poll. An Atom entry with only <updated>, when
+    edited, keeps the date it was first stored with (its Jekyll file keeps its name)."""
+    future = item("f", "future", "http://x.example.com/f", "Wed, 01 Jan 2098 00:00:00 +0000")
+    url = server.add("/future.xml", rss(future))
+
+    def atom(updated: str, text: str) -> str:
+        return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>a</title>'
+                '<id>urn:a</id><updated>2022-03-29T00:00:00Z</updated><entry><id>urn:a:1</id><title>t</title>'
+                f'<link href="http://x.example.com/1"/><updated>{updated}</updated><content>{text}</content>'
+                "</entry></feed>")
+
+    atom_url = server.add("/atom.xml", atom("2022-03-28T12:00:00Z", "first"), content_type="application/atom+xml")
+    config = make_config([{"name": "s", "url": url}, {"name": "a", "url": atom_url}])
+    store = open_store(config)
+    fetch(config, store)
+    dates = {p.source: p.date for p in store.posts()}
+    assert dates["a"] == datetime(2022, 3, 28, 12, tzinfo=UTC)
+    server.add("/future.xml", rss(future) + " ")  # the same entry, a new body: no 304
+    server.add("/atom.xml", atom("2022-03-29T08:00:00Z", "edited"), content_type="application/atom+xml")
+    report = fetch(config, store)
+    assert (report.new, report.updated) == (0, 1)  # only the Atom entry, which was edited
+    posts = {p.source: p for p in store.posts()}
+    assert {source: p.date for source, p in posts.items()} == dates
+    assert posts["a"].content == "edited" and posts["a"].updated == datetime(2022, 3, 29, 8, tzinfo=UTC)
+
+
 def test_duplicate_guids_in_one_feed_store_one_post(server: FeedServer, make_config: Any, open_store: Any) -> None:
     items = item("dup", "one", "http://x.example.com/1") + item("dup", "two", "http://x.example.com/1")
     config = make_config([{"name": "s", "url": server.add("/f.xml", rss(items))}])

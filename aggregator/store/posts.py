@@ -148,7 +148,7 @@ class PostStore(Database):
             "link_key": link_key,
             "guid": post.guid,
             "date": to_db_time(post.date),
-            "updated": to_db_time(post.updated) if post.updated else None,
+            "updated": to_db_time(post.updated) if post.updated and post.updated != post.date else None,
             "author": post.author,
             "summary": post.summary,
             "content": post.content,
