@@ -127,7 +127,8 @@ class Normaliser:
             if not summary and text:
                 summary = excerpt(text, SUMMARY_EXCERPT_LENGTH).replace("&", "&amp;").replace("<", "&lt;")
             summary_text = plain_text(summary)
-        title = plain_text(entry.title) or excerpt(text, TITLE_FALLBACK_LENGTH) or link or "(untitled)"
+        title = plain_text(entry.title, entry.title_is_html)
+        title = title or excerpt(text, TITLE_FALLBACK_LENGTH) or link or "(untitled)"
         if self.source.include and not _matches(self.source.include, [title, summary_text]):
             return None
         if _matches(self.source.exclude, [title, summary_text]):

@@ -87,10 +87,14 @@ def _resolved(value: str, base: str) -> str:
     return html.escape(joined) if urlsplit(joined).scheme in ("http", "https") else ""
 
 
-def plain_text(fragment: str) -> str:
-    """Text of an HTML fragment: tags stripped, entities decoded, whitespace collapsed."""
+def plain_text(fragment: str, is_html: bool = True) -> str:
+    """Text of an HTML fragment: tags stripped, entities decoded, whitespace collapsed. With
+    `is_html` false the fragment is text already (a title the feed marks as plain text, where
+    `<raise>` and `&amp;` are meant literally): only control characters and spacing are cleaned."""
     if not fragment:
         return ""
+    if not is_html:
+        return " ".join(_CONTROL.sub("", fragment).split())
     if "<" in fragment:  # block boundaries separate words: <p>a</p><p>b</p> reads "a b"
         fragment = _BLOCK_START.sub(" ", fragment)
     text = html.unescape(_TEXT_ONLY.clean(fragment)) if "<" in fragment or "&" in fragment else fragment

@@ -247,6 +247,19 @@ def test_dates_that_move_do_not_move_the_post(server: FeedServer, make_config: A
     assert posts["a"].content == "edited" and posts["a"].updated == datetime(2022, 3, 29, 8, tzinfo=UTC)
 
 
+def test_plain_text_titles_keep_every_character(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    """A title the feed gives as text is text: `<raise>` and `&amp;` are meant literally. One that
+    feedparser finds to be HTML still loses its tags."""
+    items = (item("1", "\"Fed\" &amp; 'ECB' &lt;raise&gt; rates &amp;amp; more", "http://x.example.com/1")
+             + item("2", "AT&amp;T &lt; Verizon", "http://x.example.com/2")
+             + item("3", "&lt;b&gt;Bold&lt;/b&gt; title", "http://x.example.com/3"))
+    config = make_config([{"name": "s", "url": server.add("/titles.xml", rss(items))}])
+    store = open_store(config)
+    fetch(config, store)
+    assert {p.guid: p.title for p in store.posts()} == {
+        "1": "\"Fed\" & 'ECB' <raise> rates &amp; more", "2": "AT&T < Verizon", "3": "Bold title"}
+
+
 def test_duplicate_guids_in_one_feed_store_one_post(server: FeedServer, make_config: Any, open_store: Any) -> None:
     items = item("dup", "one", "http://x.example.com/1") + item("dup", "two", "http://x.example.com/1")
     config = make_config([{"name": "s", "url": server.add("/f.xml", rss(items))}])
