@@ -53,6 +53,10 @@ class RawEntry:
     title_is_html: bool = False
     summary: str = ""
     content: str = ""
+    #: the xml:base in effect on the summary and on the content (Atom), which their relative
+    #: URLs are resolved against; "" when the feed sets none
+    summary_base: str = ""
+    content_base: str = ""
     author: str = ""
     published_raw: str = ""
     published: datetime | None = None

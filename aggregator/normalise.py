@@ -117,13 +117,16 @@ class Normaliser:
         guid = entry.guid[:MAX_GUID_LENGTH]  # the stored guid is cut; the id comes from all of it
         link = absolute_url(entry.link, feed_base) or absolute_url(entry.guid, "")
         base = link or feed_base
-        content = sanitise_html(entry.content or entry.summary, base)
+        # relative URLs in Atom content resolve against its xml:base (RFC 4287), else the entry's link
+        content_base = absolute_url(entry.content_base if entry.content else entry.summary_base, "") or base
+        content = sanitise_html(entry.content or entry.summary, content_base)
         text = plain_text(content)
         summary_is_content = not entry.content  # the same fragment: sanitised and read once
         if summary_is_content:
             summary, summary_text = content, text
         else:
-            summary = sanitise_html(entry.summary, base) if entry.summary else ""
+            summary_base = absolute_url(entry.summary_base, "") or base
+            summary = sanitise_html(entry.summary, summary_base) if entry.summary else ""
             if not summary and text:
                 summary = excerpt(text, SUMMARY_EXCERPT_LENGTH).replace("&", "&amp;").replace("<", "&lt;")
             summary_text = plain_text(summary)

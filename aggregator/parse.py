@@ -123,10 +123,10 @@ def _text(value: Any) -> str:
 
 
 def _entry(item: Any) -> RawEntry:
-    content = ""
+    content = content_base = ""
     for part in item.get("content") or []:
         if part.get("value"):
-            content = part["value"]
+            content, content_base = part["value"], _text(part.get("base"))
             break
     enclosures = []
     for link in item.get("links") or []:
@@ -144,6 +144,8 @@ def _entry(item: Any) -> RawEntry:
         title_is_html=title_detail.get("type") in ("text/html", "application/xhtml+xml"),
         summary=_text(item.get("summary")),
         content=content,
+        summary_base=_text((item.get("summary_detail") or {}).get("base")),
+        content_base=content_base,
         author=_text(item.get("author")),
         published_raw=_text(item.get("published")),
         published=_as_datetime(item.get("published_parsed")),

@@ -96,7 +96,8 @@ def test_rss091_rss10_and_atom(server: FeedServer, make_config: Any, open_store:
     assert atom.author == "Ann Author"
     assert atom.tags == ["economy"]  # de-duplicated case-insensitively, first spelling kept
     assert atom.updated == datetime(2024, 5, 2, 10, 0, tzinfo=UTC)
-    assert 'href="http://atom.example.com/blog/about.html"' in atom.content
+    # relative to the content's xml:base (http://atom.example.com/blog/), not to the entry's link
+    assert 'href="http://atom.example.com/about.html"' in atom.content
     assert atom.summary == "Short summary."
 
 
