@@ -26,6 +26,9 @@ from .websub import announce, changed_feed_urls
 LOG = logging.getLogger("aggregator.daemon")
 PUBLISH_DEBOUNCE = 1.0
 PUBLISH_RETRY = 30.0
+#: the executor of the daemon's own jobs (publishing, builds, config checks): never queued behind
+#: polls that wait on slow sources in the lanes' threads
+CONTROL = "control"
 
 
 class PublishingMixin:
@@ -57,6 +60,7 @@ class PublishingMixin:
             self.scheduler.add_job(
                 self._publish_pending,
                 id="publish",
+                executor=CONTROL,
                 replace_existing=True,
                 next_run_time=datetime.now(UTC) + timedelta(seconds=delay),
             )
@@ -101,6 +105,7 @@ class PublishingMixin:
             self.scheduler.add_job(
                 self._publish_all,
                 id="build",
+                executor=CONTROL,
                 replace_existing=True,
                 next_run_time=datetime.now(UTC) + timedelta(seconds=PUBLISH_RETRY),
             )

@@ -6,6 +6,9 @@ polls a source with a recent record of failure in a lane of its own, with its ow
 its own per-host slots. A failure gives a source `STRIKES` strikes; each success takes one away; a
 source with strikes left stays in the failing lane. One bad answer from a healthy source moves it
 aside for a few polls; a source that fails more often than not stays aside.
+
+Full articles (sources with `full_text`) are fetched after the poll, in a lane of their own too:
+an article site that hangs must not hold the threads and host slots the feeds' polls need.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from .fetch import HostLimits
 
 HEALTHY = "default"  # APScheduler's default executor is the healthy lane
 FAILING = "failing"
+ARTICLES = "articles"
 STRIKES = 3
 
 
@@ -23,8 +27,8 @@ class Lanes:
     """Which lane each source is polled in, and the host slots of each lane."""
 
     def __init__(self, workers: int, per_host: int):
-        self.failing_workers = max(2, workers // 2)
-        self.hosts = {HEALTHY: HostLimits(per_host), FAILING: HostLimits(per_host)}
+        self.failing_workers = self.article_workers = max(2, workers // 2)
+        self.hosts = {lane: HostLimits(per_host) for lane in (HEALTHY, FAILING, ARTICLES)}
         self._strikes: dict[str, int] = {}
         self._lock = threading.Lock()
 

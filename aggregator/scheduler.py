@@ -22,15 +22,16 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from .articles import fetch_articles, owed_articles, record_articles
+from .articles import owed_articles
 from .config import Config, Source, config_warnings, load_config
-from .daemon_publish import PublishingMixin
+from .daemon_articles import ArticlesMixin
+from .daemon_publish import CONTROL, PublishingMixin
 from .errors import ConfigError
 from .fetch import make_session
-from .lanes import FAILING, Lanes
+from .lanes import ARTICLES, FAILING, Lanes
 from .metrics import Metrics
 from .models import SourceOutcome
-from .pipeline import add_articles, limits_for, moved_to, record, retrieve
+from .pipeline import moved_to, record, retrieve
 from .server import FeedServer, StaticSite
 from .store import Store, from_db_time
 from .workers import shared_pool
@@ -53,7 +54,7 @@ def next_due(
     return now + timedelta(seconds=delay)
 
 
-class Daemon(PublishingMixin):
+class Daemon(PublishingMixin, ArticlesMixin):
     """`aggregator run`: poll, store, republish and serve until told to stop."""
 
     def __init__(
@@ -75,12 +76,16 @@ class Daemon(PublishingMixin):
         self.store_lock = threading.Lock()
         self.metrics = Metrics()
         self.lanes = Lanes(self.config.defaults.workers, self.config.defaults.per_host)
-        self.session = make_session(pool_size=max(self.config.defaults.workers + self.lanes.failing_workers, 4))
+        self.session = make_session(
+            pool_size=max(self.config.defaults.workers + self.lanes.failing_workers + self.lanes.article_workers, 4)
+        )
         self.cpu = shared_pool(self.config.defaults.processes)
         self.scheduler = BackgroundScheduler(
             executors={
                 "default": ThreadPoolExecutor(self.config.defaults.workers),
                 FAILING: ThreadPoolExecutor(self.lanes.failing_workers),
+                ARTICLES: ThreadPoolExecutor(self.lanes.article_workers),
+                CONTROL: ThreadPoolExecutor(2),  # a publish and a config check may overlap
             },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
@@ -91,6 +96,8 @@ class Daemon(PublishingMixin):
         self._stopping = False
         self._inflight_cond = threading.Condition()
         self._pending_lock = threading.Lock()
+        self._articles_lock = threading.Lock()
+        self._articles_queued: set[str] = set()
         self._publish_lock = threading.Lock()  # one publish at a time, and none after close
         self._closed = False
         self._pending: dict[str, set[str]] = {"categories": set(), "tags": set(), "posts": set()}
@@ -129,10 +136,10 @@ class Daemon(PublishingMixin):
             self.server.port,
         )
         self.scheduler.start()
-        self.scheduler.add_job(self._publish_all, id="build", next_run_time=datetime.now(UTC))
-        self.scheduler.add_job(self._check_config, "interval", seconds=self.reload_every, id="reload")
+        self.scheduler.add_job(self._publish_all, id="build", executor=CONTROL, next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(self._check_config, "interval", seconds=self.reload_every, id="reload", executor=CONTROL)
         # retention and the Jekyll archive depend on today's date: rebuild everything once a day
-        self.scheduler.add_job(self._publish_all, "interval", hours=24, id="daily-build")
+        self.scheduler.add_job(self._publish_all, "interval", hours=24, id="daily-build", executor=CONTROL)
         self._schedule_all(self.config, initial=True)
 
     def shutdown(self) -> None:
@@ -210,10 +217,8 @@ class Daemon(PublishingMixin):
             late = max(0.0, (datetime.now(UTC) - due).total_seconds())
             lane = "failing" if self.lanes.lane(name) == FAILING else "healthy"
             self.metrics.poll_lateness.labels(lane).observe(late)
-        with self._inflight_cond:
-            if self._stopping:
-                return
-            self._inflight += 1
+        if not self._start_work():
+            return
         try:
             self._poll_source(config, source)
         except Exception:
@@ -222,9 +227,20 @@ class Daemon(PublishingMixin):
             if not self.stop_event.is_set():
                 self._reschedule(name, datetime.now(UTC) + timedelta(seconds=source.interval))
         finally:
-            with self._inflight_cond:
-                self._inflight -= 1
-                self._inflight_cond.notify_all()
+            self._end_work()
+
+    def _start_work(self) -> bool:
+        """Count a poll or an article job in flight (shutdown waits for them); False when stopping."""
+        with self._inflight_cond:
+            if self._stopping:
+                return False
+            self._inflight += 1
+            return True
+
+    def _end_work(self) -> None:
+        with self._inflight_cond:
+            self._inflight -= 1
+            self._inflight_cond.notify_all()
 
     def _poll_source(self, config: Config, source: Source) -> None:
         started = time.monotonic()
@@ -244,11 +260,9 @@ class Daemon(PublishingMixin):
         with self.store_lock:
             # the state is read again here: `sources reset` may have changed it during the fetch
             outcome = record(self.store, config, source, retrieved, now, schedule=schedule)
-            owed = owed_articles(self.store, source)
+            owed = bool(owed_articles(self.store, source))
         if owed:
-            articles = fetch_articles(self.session, source, owed, limits_for(config, source), hosts, self.cpu)
-            with self.store_lock:
-                add_articles(outcome, record_articles(self.store, source, articles))
+            self._queue_articles(source.name)
         self.summary[source.name] = (outcome.result, failures, outcome.http_status == 410)
         self.lanes.record(source.name, outcome.result == "error")
         self._observe(source, outcome, time.monotonic() - started, due, moved_to(source, outcome))
@@ -324,7 +338,8 @@ class Daemon(PublishingMixin):
         LOG.info("reloaded %s: %d sources", self.config_path, len(config.sources))
         if changed:
             self.scheduler.add_job(
-                self._publish_all, id="build", replace_existing=True, next_run_time=datetime.now(UTC)
+                self._publish_all, id="build", replace_existing=True, next_run_time=datetime.now(UTC),
+                executor=CONTROL,
             )
 
     # -- health ----------------------------------------------------------------------------------

@@ -189,6 +189,42 @@ def test_stalling_sources_do_not_hold_back_a_healthy_one(
     assert daemon.stop() == 0
 
 
+def test_a_hanging_article_site_does_not_hold_back_the_feeds(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
+) -> None:
+    """One worker, one slot per host. A full_text source's article pages hang past the timeout:
+    fetched inside its poll, they held the only worker (and the host's slot) for seconds at every
+    poll, and the healthy feed on the same host was polled that much later. Fetched in a lane of
+    their own, they do not; and feeds.yaml edits still apply within the reload interval."""
+    server.add("/good.xml", rss(("1", "good")))
+    items = "".join(
+        f"<item><title>teaser {n}</title><guid>t{n}</guid><link>{server.add(f'/article/{n}', '<p>x</p>', delay=3)}"
+        f"</link><description>teaser</description><pubDate>Mon, 28 Mar 2022 10:00:00 +0800</pubDate></item>"
+        for n in range(4)
+    )
+    teaser = server.add("/teaser.xml", f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}'
+                                        "</channel></rss>")
+    path = write_config(
+        tmp_path,
+        [{"name": "good", "url": server.url("/good.xml"), "interval": "1s"},
+         {"name": "teaser", "url": teaser, "interval": "1s", "full_text": True, "full_text_retries": 20}],
+        defaults={"interval": "30m", "timeout": "1s", "deadline": "2s", "workers": 1, "per_host": 1},
+    )
+    daemon = start_daemon()
+    daemon.wait_for(lambda: len(server.hits("/article/0")) >= 1, what="the first article fetch")
+    before = len(server.hits("/good.xml"))
+    time.sleep(4)
+    assert len(server.hits("/good.xml")) - before >= 3  # about one poll a second, as if alone
+    assert "articles teaser: 0 stored, 4 failed (" in daemon.log
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("name: good", "name: good2"), encoding="utf-8")
+    edited = time.monotonic()
+    daemon.wait_for(lambda: "reloaded" in daemon.log, timeout=10, what="the edit to be applied")
+    assert time.monotonic() - edited < 4  # checked every 2 s, whatever the polls are doing
+    assert "maximum number of running instances" not in daemon.log
+    assert daemon.stop() == 0
+
+
 def test_retry_after_backoff_redirects_and_gone(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
     target = server.add("/new.xml", rss(("m", "moved")))
     server.add("/temp-target.xml", rss(("t", "temp")))
