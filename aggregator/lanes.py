@@ -51,5 +51,11 @@ class Lanes:
                 self._strikes.pop(name, None)
         return FAILING if strikes else HEALTHY
 
+    def forget(self, keep: set[str]) -> None:
+        """Drop the strikes of sources no longer polled (removed from feeds.yaml or disabled)."""
+        with self._lock:
+            for name in [n for n in self._strikes if n not in keep]:
+                del self._strikes[name]
+
     def failing(self) -> int:
         return len(self._strikes)

@@ -50,7 +50,9 @@ def next_due(
     delay = min(base * 2 ** min(failures, 30), MAX_BACKOFF) if outcome.result == "error" else base
     delay += (rng or random).uniform(0, 0.1 * base)
     if outcome.retry_after is not None:
-        delay = max(delay, outcome.retry_after)
+        # honoured, up to the longest backoff: one answer of Retry-After: 315360000 must not
+        # silence a source for ten years (the date is stored and survives restarts)
+        delay = max(delay, min(outcome.retry_after, MAX_BACKOFF))
     return now + timedelta(seconds=delay)
 
 
@@ -194,6 +196,10 @@ class Daemon(PublishingMixin, ArticlesMixin):
                 and job.next_run_time > now + timedelta(seconds=src.interval)
             ):
                 self._reschedule(src.name, due)
+        polled = {src.name for src in config.sources if src.enabled}
+        for name in [n for n in self.summary if n not in polled]:  # removed or disabled: not our health
+            self.summary.pop(name, None)
+        self.lanes.forget(polled)
         for job in self.scheduler.get_jobs():
             if job.id.startswith("source:") and job.id[7:] not in wanted:
                 job.remove()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import socket
 import sqlite3
@@ -303,6 +304,8 @@ def test_hot_reload_adds_removes_and_survives_invalid_edit(
     removed_at = len(server.hits("/a.xml"))
     time.sleep(2.5)
     assert len(server.hits("/a.xml")) == removed_at
+    health = daemon.get("/healthz").json()  # a removed source is no longer part of the daemon's health
+    assert "甲" not in json.dumps(health, ensure_ascii=False) and health["sources"]["ok"] == 1, health
     data["server"] = {"port": 1}
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     daemon.wait_for(lambda: "need a restart" in daemon.log, timeout=10, what="the restart warning")
@@ -383,3 +386,18 @@ def test_a_source_leaves_the_failing_lane_after_enough_successes() -> None:
     lanes.seed("c", failures=0)
     assert (lanes.lane("b"), lanes.lane("c"), lanes.failing()) == (FAILING, HEALTHY, 1)
     assert lanes.hosts[HEALTHY]("h") is not lanes.hosts[FAILING]("h")  # separate host slots
+
+
+def test_retry_after_is_honoured_up_to_the_longest_backoff() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from aggregator.config import Source
+    from aggregator.models import SourceOutcome
+    from aggregator.scheduler import MAX_BACKOFF, next_due
+
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    source = Source(name="s", url="http://127.0.0.1:9/x.xml", categories=(), interval=600)
+    for retry_after, waited in ((120.0, 600), (3600.0, 3600), (315_360_000.0, MAX_BACKOFF)):
+        outcome = SourceOutcome(source="s", result="error", http_status=503, retry_after=retry_after)
+        due = next_due(source, outcome, failures=0, now=now, rng=random.Random(1))
+        assert due is not None and timedelta(seconds=waited) <= due - now <= timedelta(seconds=waited + 60)
