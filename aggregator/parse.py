@@ -13,6 +13,7 @@ import calendar
 import re
 from datetime import UTC, datetime
 from typing import Any
+from xml.sax import SAXException
 
 import feedparser
 import feedparser.api
@@ -181,6 +182,9 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
         mime = headers.get("content-type", "").split(";")[0].strip().lower()
         what = "an HTML page" if mime in _HTML_TYPES or b"<html" in body[:2048].lower() else "not a feed"
         raise ParseError(f"{what}: no RSS or Atom found" + (f" ({warning})" if warning else ""))
+    if not result.entries and isinstance(problem, SAXException):
+        # broken XML that gave nothing: an error (a failing source), not an empty feed that is "ok"
+        raise ParseError(f"malformed feed, no entries could be read ({warning})")
     return ParsedFeed(
         title=_text(feed.get("title")),
         link=_text(feed.get("link")),

@@ -455,6 +455,24 @@ def test_malformed_feed_with_entries_is_ingested_with_warning(
     assert store.source_state("s").warning
 
 
+def test_broken_xml_with_no_entries_is_a_failure_and_keeps_the_posts(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """A feed that turns into garbage must show as failing, not as "ok" with 0 new posts forever;
+    a well-formed feed without items stays ok."""
+    url = server.add("/f.xml", rss(item("1", "kept", "http://w.example.com/1")))
+    config = make_config([{"name": "s", "url": url},
+                          {"name": "empty", "url": server.add("/empty.xml", rss(""))}])
+    store = open_store(config)
+    assert fetch(config, store).count("ok") == 2
+    server.add("/f.xml", "<rss version='2.0'><channel><title>inv</ti<item><<<>>>&&&garbage")
+    report = fetch(config, store)
+    (failed,) = report.failed
+    assert failed.source == "s" and failed.error.startswith("malformed feed, no entries could be read (SAXParse")
+    assert report.count("ok") == 1 and [p.title for p in store.posts()] == ["kept"]
+    assert store.source_state("s").failures == 1
+
+
 def test_chinese_full_text_search_finds_words_mid_sentence(
     server: FeedServer, make_config: Any, open_store: Any
 ) -> None:
