@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mimetypes
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from .config import Rule, Source
@@ -184,9 +186,15 @@ class Normaliser:
 
     @staticmethod
     def _enclosures(enclosures: list[Enclosure], base: str) -> list[Enclosure]:
+        """Absolute enclosures with a media type. feedparser gives an Atom enclosure link without a
+        `type` its default for links, text/html; the file's extension says better (a.mp3 is
+        audio/mpeg), else application/octet-stream."""
         result = []
         for enc in enclosures:
             url = absolute_url(enc.url, base)
             if url:
-                result.append(Enclosure(url, enc.type[:100], enc.length))
+                kind = enc.type.strip().lower()
+                if kind in ("", "text/html"):
+                    kind = mimetypes.guess_type(urlsplit(url).path)[0] or "application/octet-stream"
+                result.append(Enclosure(url, kind[:100], enc.length))
         return result

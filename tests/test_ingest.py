@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import feedparser
 import pytest
 
 from aggregator.fetch import make_session
 from aggregator.pipeline import INLINE, fetch_sources, record, retrieve
+from aggregator.publish import build_site
 from aggregator.store import SourceState, Store
 
 from .conftest import fixture
@@ -471,6 +473,25 @@ def test_broken_xml_with_no_entries_is_a_failure_and_keeps_the_posts(
     assert failed.source == "s" and failed.error.startswith("malformed feed, no entries could be read (SAXParse")
     assert report.count("ok") == 1 and [p.title for p in store.posts()] == ["kept"]
     assert store.source_state("s").failures == 1
+
+
+def test_enclosure_types_and_the_one_rss_keeps(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    """An Atom enclosure link without a type is not text/html (feedparser's default for links); RSS,
+    which keeps one enclosure, keeps the audio one rather than whichever came first."""
+    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>p</title>'
+            '<id>urn:p</id><updated>2022-03-29T00:00:00Z</updated><entry><id>urn:p:1</id><title>episode</title>'
+            '<link href="http://x.example.com/1"/><updated>2022-03-28T12:00:00Z</updated>'
+            '<link rel="enclosure" href="http://x.example.com/a.bin"/><link rel="enclosure" href="http://x.example.com/c.jpg"/>'
+            '<link rel="enclosure" type="audio/mpeg" length="42" href="http://x.example.com/b.mp3"/></entry></feed>')
+    config = make_config([{"name": "p", "url": server.add("/p.xml", atom, content_type="application/atom+xml")}])
+    store = open_store(config)
+    fetch(config, store)
+    (post,) = store.posts()
+    assert [(e.url.rsplit("/", 1)[1], e.type) for e in post.enclosures] == [
+        ("a.bin", "application/octet-stream"), ("c.jpg", "image/jpeg"), ("b.mp3", "audio/mpeg")]
+    build_site(config, store)
+    rss_feed = feedparser.parse((config.site.output_dir / "feed.xml").read_bytes())
+    assert [(e.href, e.type) for e in rss_feed.entries[0].enclosures] == [("http://x.example.com/b.mp3", "audio/mpeg")]
 
 
 def test_chinese_full_text_search_finds_words_mid_sentence(

@@ -71,8 +71,8 @@ def _rss_item(entry: FeedEntry, item: FeedItem) -> None:
         entry.dc.dc_creator(item.author)  # RSS <author> must be an e-mail address
     if item.categories:
         entry.category([{"term": name} for name in item.categories])
-    if item.enclosures:  # RSS allows one enclosure per item
-        enc = item.enclosures[0]
+    if item.enclosures:  # RSS allows one enclosure per item: the first audio or video one (a podcast's)
+        enc = next((e for e in item.enclosures if e.type.startswith(("audio/", "video/"))), item.enclosures[0])
         entry.enclosure(enc.url, str(max(enc.length, 0)), enc.type or DEFAULT_ENCLOSURE_TYPE)
     if item.source_url:
         entry.source(url=item.source_url, title=item.source_name)
