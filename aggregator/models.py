@@ -74,6 +74,7 @@ class ParsedFeed:
     link: str
     entries: list[RawEntry]
     warning: str = ""
+    author: str = ""  # the feed's own author: an entry without one inherits it (Atom, RFC 4287 4.2.1)
 
 
 @dataclass

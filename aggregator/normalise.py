@@ -158,7 +158,7 @@ class Normaliser:
             date=self._clamp(date),
             # with only <updated>, it is also kept: a later edit is then dated by the feed itself
             updated=updated if updated and (updated != date or published is None) else None,
-            author=plain_text(entry.author)[:200],
+            author=plain_text(entry.author or feed.author)[:200],
             summary=summary,
             content=content,
             categories=list(dict.fromkeys(categories)),

@@ -190,4 +190,6 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
         link=_text(feed.get("link")),
         entries=[_entry(item) for item in result.entries],
         warning=warning,
+        # Atom's feed author is every entry's without one; RSS's managingEditor is a contact, not that
+        author=_text(feed.get("author")) if str(result.get("version", "")).startswith("atom") else "",
     )

@@ -93,4 +93,5 @@ def parse_json_feed(body: bytes) -> ParsedFeed:
         title=_text(document.get("title")),
         link=_text(document.get("home_page_url")),
         entries=[_entry(item) for item in items if isinstance(item, dict)],
+        author=_authors(document),
     )

@@ -494,6 +494,22 @@ def test_enclosure_types_and_the_one_rss_keeps(server: FeedServer, make_config: 
     assert [(e.href, e.type) for e in rss_feed.entries[0].enclosures] == [("http://x.example.com/b.mp3", "audio/mpeg")]
 
 
+def test_atom_entries_inherit_the_feed_author(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>a</title>'
+            '<id>urn:a</id><updated>2022-03-29T00:00:00Z</updated><author><name>Atom Author</name></author>'
+            '<entry><id>urn:a:1</id><title>one</title><link href="http://x.example.com/1"/>'
+            '<updated>2022-03-28T12:00:00Z</updated></entry>'
+            '<entry><id>urn:a:2</id><title>two</title><link href="http://x.example.com/2"/>'
+            '<updated>2022-03-28T13:00:00Z</updated><author><name>Own</name></author></entry></feed>')
+    editor = rss(item("r", "rss", "http://x.example.com/r")).replace(
+        "<description>d</description>", "<description>d</description><managingEditor>ed@x.example.com</managingEditor>")
+    config = make_config([{"name": "a", "url": server.add("/a.xml", atom, content_type="application/atom+xml")},
+                          {"name": "r", "url": server.add("/r.xml", editor)}])
+    store = open_store(config)
+    fetch(config, store)
+    assert {p.title: p.author for p in store.posts()} == {"one": "Atom Author", "two": "Own", "rss": ""}
+
+
 def test_chinese_full_text_search_finds_words_mid_sentence(
     server: FeedServer, make_config: Any, open_store: Any
 ) -> None:
