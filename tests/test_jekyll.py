@@ -134,6 +134,22 @@ def test_no_liquid_survives_in_the_body_or_the_link(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("content", "body"),
+    [
+        ("<p>already a _block_</p>", "<p>already a _block_</p>"),  # the usual case and the seed's: untouched
+        ("Plain _underscore_ and | pipe.\n# not a heading\n\n    indented",
+         "<p>Plain _underscore_ and | pipe.\n# not a heading</p><p>indented</p>"),
+        ("intro <b>bold</b>\n\n<p>para</p>", "<div>intro <b>bold</b>\n<p>para</p></div>"),
+    ],
+)
+def test_body_text_is_inside_html_blocks_so_kramdown_leaves_it(tmp_path: Path, content: str, body: str) -> None:
+    """kramdown reads text outside HTML blocks as Markdown: _x_ became emphasis, a | a table."""
+    post = make_post("Hacker News", 1, categories=["tech"], content=content, link="")
+    written = render_post(post, settings(tmp_path)).decode().split("\n---\n", 1)[1]
+    assert written.split("\n\n[")[0] == body
+
+
+@pytest.mark.parametrize(
     ("tags", "written"),
     [
         (["每日经济新闻新闻"], "每日经济新闻新闻"),

@@ -194,7 +194,25 @@ def _inert_body(html: str) -> str:
     references, `{`, `[` and `]` display the same in HTML but mean nothing to either.
     """
     # three replace() calls: str.translate with a mapping is ~10x slower on CJK text
-    return html.replace("{", "&#123;").replace("[", "&#91;").replace("]", "&#93;")
+    return _in_block(html.replace("{", "&#123;").replace("[", "&#91;").replace("]", "&#93;"))
+
+
+_BLOCK_TAG = re.compile(r"<(?:p|div|ul|ol|dl|table|blockquote|pre|h[1-6]|figure|hr|section|article|aside)\b", re.I)
+
+
+def _in_block(html: str) -> str:
+    """The body inside HTML block elements, which kramdown passes through untouched.
+
+    Text outside any block is Markdown to kramdown: a plain-text summary with `_underscores_` or a
+    `|` came out as emphasis or a table, a line starting with `#` as a heading. A body that starts
+    with a block element (the usual `<p>...`, and the old site's posts) is left as it is.
+    """
+    text = html.strip()
+    if not text or _BLOCK_TAG.match(text):
+        return html
+    if _BLOCK_TAG.search(text) is None:  # text and inline tags only: a paragraph per blank line
+        return "".join(f"<p>{part.strip()}</p>" for part in re.split(r"\n\s*\n", text) if part.strip())
+    return "<div>" + re.sub(r"\n\s*\n", "\n", text) + "</div>"  # a blank line would end kramdown's block
 
 
 def file_name(post: Post, zone: tzinfo) -> str:
