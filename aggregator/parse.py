@@ -123,7 +123,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _entry(item: Any) -> RawEntry:
+def _entry(item: Any, atom: bool) -> RawEntry:
     content = content_base = ""
     for part in item.get("content") or []:
         if part.get("value"):
@@ -142,7 +142,10 @@ def _entry(item: Any) -> RawEntry:
         guid=_text(item.get("id")).strip(),
         link=_text(item.get("link")).strip(),
         title=_text(item.get("title")),
-        title_is_html=title_detail.get("type") in ("text/html", "application/xhtml+xml"),
+        # Atom says what a title is (type="text" is text, meant literally). RSS does not, and its
+        # titles carry escaped HTML often enough that feedparser's guess (text unless every tag is
+        # one it knows) is not trusted: they are read as HTML, as feed readers do
+        title_is_html=not atom or title_detail.get("type") in ("text/html", "application/xhtml+xml"),
         summary=_text(item.get("summary")),
         content=content,
         summary_base=_text((item.get("summary_detail") or {}).get("base")),
@@ -188,7 +191,7 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
     return ParsedFeed(
         title=_text(feed.get("title")),
         link=_text(feed.get("link")),
-        entries=[_entry(item) for item in result.entries],
+        entries=[_entry(item, str(result.get("version", "")).startswith("atom")) for item in result.entries],
         warning=warning,
         # Atom's feed author is every entry's without one; RSS's managingEditor is a contact, not that
         author=_text(feed.get("author")) if str(result.get("version", "")).startswith("atom") else "",

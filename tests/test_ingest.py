@@ -251,16 +251,23 @@ def test_dates_that_move_do_not_move_the_post(server: FeedServer, make_config: A
 
 
 def test_plain_text_titles_keep_every_character(server: FeedServer, make_config: Any, open_store: Any) -> None:
-    """A title the feed gives as text is text: `<raise>` and `&amp;` are meant literally. One that
-    feedparser finds to be HTML still loses its tags."""
-    items = (item("1", "\"Fed\" &amp; 'ECB' &lt;raise&gt; rates &amp;amp; more", "http://x.example.com/1")
-             + item("2", "AT&amp;T &lt; Verizon", "http://x.example.com/2")
-             + item("3", "&lt;b&gt;Bold&lt;/b&gt; title", "http://x.example.com/3"))
-    config = make_config([{"name": "s", "url": server.add("/titles.xml", rss(items))}])
+    """An Atom title of type="text" is text: `<raise>` and `&amp;` are meant literally. Atom HTML
+    titles and RSS titles (which say nothing and often carry escaped HTML) lose their tags."""
+    def entry(n: int, title: str) -> str:
+        return (f'<entry><id>urn:t:{n}</id>{title}<link href="http://x.example.com/{n}"/>'
+                f"<updated>2022-03-28T1{n}:00:00Z</updated></entry>")
+
+    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+            '<id>urn:t</id><updated>2022-03-29T00:00:00Z</updated>'
+            + entry(1, "<title type=\"text\">\"Fed\" &amp; 'ECB' &lt;raise&gt; rates &amp;amp; more</title>")
+            + entry(2, '<title type="html">&lt;b&gt;Bold&lt;/b&gt; &amp;amp; html</title>') + "</feed>")
+    items = item("r", "&lt;script&gt;x&lt;/script&gt;RSS &lt;b&gt;bold&lt;/b&gt; AT&amp;amp;T", "http://x.example.com/r")
+    config = make_config([{"name": "a", "url": server.add("/t.xml", atom, content_type="application/atom+xml")},
+                          {"name": "r", "url": server.add("/r.xml", rss(items))}])
     store = open_store(config)
     fetch(config, store)
     assert {p.guid: p.title for p in store.posts()} == {
-        "1": "\"Fed\" & 'ECB' <raise> rates &amp; more", "2": "AT&T < Verizon", "3": "Bold title"}
+        "urn:t:1": "\"Fed\" & 'ECB' <raise> rates &amp; more", "urn:t:2": "Bold & html", "r": "RSS bold AT&T"}
 
 
 def test_duplicate_guids_in_one_feed_store_one_post(server: FeedServer, make_config: Any, open_store: Any) -> None:
