@@ -43,21 +43,27 @@ class ArticlesMixin:
     _closed: bool
     _articles_lock: threading.Lock
     _articles_queued: set[str]  # sources whose article job is queued or running
+    _articles_again: set[str]  # ... and which a poll asked for again meanwhile
+    _articles_runs: int
     _start_work: Callable[[], bool]
     _end_work: Callable[[], None]
     _queue_publish: Callable[[SourceOutcome], None]
 
     def _queue_articles(self, name: str) -> None:
-        """Run the source's article job now, unless one is queued or running already (a second
-        would only wait for the first: the scheduler runs one instance of a job at a time)."""
+        """Run the source's article job now; if one is queued or running, have it run once more
+        when it ends (its posts owe articles that it may have read the list of too early)."""
         with self._articles_lock:
-            if name in self._articles_queued or self.stop_event.is_set():
+            if self.stop_event.is_set():
+                return
+            if name in self._articles_queued:
+                self._articles_again.add(name)
                 return
             self._articles_queued.add(name)
+            self._articles_runs += 1
+            job_id = f"articles:{name}:{self._articles_runs}"  # never the id of a job still ending
         try:
             self.scheduler.add_job(
-                self._fetch_articles, args=[name], id=f"articles:{name}", executor=ARTICLES,
-                replace_existing=True, next_run_time=datetime.now(UTC),
+                self._fetch_articles, args=[name], id=job_id, executor=ARTICLES, next_run_time=datetime.now(UTC)
             )
         except SchedulerNotRunningError:  # shutting down
             with self._articles_lock:
@@ -65,12 +71,19 @@ class ArticlesMixin:
 
     def _fetch_articles(self, name: str) -> None:
         """Fetch the full articles a source's posts owe, in the articles lane (its own threads and
-        host slots), one at a time, stopping between two when the daemon stops."""
+        host slots), one at a time, stopping between two when the daemon stops; again while polls
+        asked for more meanwhile."""
         try:
-            self._fetch_articles_now(name)
+            while True:
+                self._fetch_articles_now(name)
+                with self._articles_lock:
+                    if name not in self._articles_again or self.stop_event.is_set():
+                        break
+                    self._articles_again.discard(name)
         finally:
             with self._articles_lock:
                 self._articles_queued.discard(name)
+                self._articles_again.discard(name)
 
     def _fetch_articles_now(self, name: str) -> None:
         try:

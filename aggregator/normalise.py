@@ -25,7 +25,8 @@ FUTURE_TOLERANCE = timedelta(days=1)
 TITLE_FALLBACK_LENGTH = 60
 SUMMARY_EXCERPT_LENGTH = 280
 MAX_GUID_LENGTH = 2048
-_CST = re.compile(r"\bCST\s*$")
+_CST = re.compile(r"\bCST\s*\)?\s*$")
+_NUMERIC_OFFSET = re.compile(r"[+-]\d{2}:?\d{2}\b")
 
 
 def read_date(raw: str, parsed: datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -40,7 +41,7 @@ def read_date(raw: str, parsed: datetime | None, zone: ZoneInfo) -> datetime | N
     wall: datetime | None = None
     if raw and not names_zone(raw):
         wall = parsed
-    elif raw and _CST.search(raw):
+    elif raw and _CST.search(raw) and not _NUMERIC_OFFSET.search(raw):  # "+0800 CST" says it already
         # feedparser reads CST as US Central (-06:00), but in a feed from a zone at +08:00 (China,
         # Taiwan) it means China Standard Time: there, read it as the zone's own wall clock
         central = parsed - timedelta(hours=6)

@@ -29,14 +29,19 @@ _NUMERIC = re.compile(
     r"\s*(?:(?:GMT|UTC?)?\s*([+-])(\d{1,2})(?::?(\d{2}))?|(?:GMT|UTC?|Z))?\s*$",
     re.IGNORECASE,
 )
-# a date string that names its zone: Z, +08:00, +0800, GMT+8, GMT, UT(C), EST..., or a military letter
+# a date string that names its zone: Z, +08:00, +0800, GMT+8, GMT, UT(C), EST, CEST... or a
+# military letter, in any case, maybe followed by a comment such as (CST) or (PDT)
 _NAMES_ZONE = re.compile(
-    r"(?:[zZ]|[+-]\d{2}:?\d{2}|\b(?:GMT|UTC?)\s*[+-]\d{1,2}(?::?\d{2})?|\b(?:UT|UTC|GMT|[ECMP][SD]T|[A-IK-Z]))\s*$"
+    r"(?:[zZ]|[+-]\d{2}:?\d{2}|\b(?:GMT|UTC?)\s*[+-]\d{1,2}(?::?\d{2})?|\b[A-IK-Z]"
+    r"|\b(?:UT|UTC|GMT|[ECMPA][SD]T|[ECMP]T|[CEW]ES?T|MES?T|MET|BST|IST|JST|HKT|SGT|KST))\s*(?:\([^()]*\))?\s*$",
+    re.IGNORECASE,
 )
 # a zone written as GMT+8, UTC+08:00 or GMT-0530 at the end of an RFC 822 date
 _GMT_OFFSET = re.compile(r"\s*\b(?:GMT|UTC?)\s*([+-])(\d{1,2})(?::?(\d{2}))?\s*$", re.IGNORECASE)
-# an RFC 822 date: optional weekday, then day, month name and a four-digit year
-_RFC822_START = re.compile(r"^\s*(?:[A-Za-z]{3,9},?\s+)?\d{1,2}\s+[A-Za-z]{3,9}\.?\s+\d{4}\b")
+# an RFC 822 date and time, all of it: optional weekday, day, month name, year, time, nothing after
+_RFC822_NO_ZONE = re.compile(
+    r"^\s*(?:[A-Za-z]{3,9},?\s+)?\d{1,2}\s+[A-Za-z]{3,9}\.?\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?\s*$"
+)
 
 
 def names_zone(text: str) -> bool:
@@ -76,15 +81,13 @@ def numeric_date(text: str) -> time.struct_time | None:
 
 def rfc822_date(text: str) -> time.struct_time | None:
     """An RFC 822 date with no zone or a ``GMT+8``-style one, which feedparser does not read."""
-    if _RFC822_START.match(text) is None:
-        return None
     zone = _GMT_OFFSET.search(text)
-    if zone is None and names_zone(text):
-        return None  # a zone feedparser knows (+0800, GMT, EST...): its own reader does it
     offset = 0
     if zone is not None:
         offset = _offset(*zone.groups())
         text = text[: zone.start()]
+    if _RFC822_NO_ZONE.match(text) is None:
+        return None  # anything else after the time (+0800, EST, a comment): feedparser's own reader
     parsed = parsedate_tz(text)  # without a zone it says 0 (UTC): the wall-clock time, as we want
     return None if parsed is None else _utc_tuple(parsed[:6], offset)
 

@@ -100,6 +100,8 @@ class Daemon(PublishingMixin, ArticlesMixin):
         self._pending_lock = threading.Lock()
         self._articles_lock = threading.Lock()
         self._articles_queued: set[str] = set()
+        self._articles_again: set[str] = set()
+        self._articles_runs = 0
         self._publish_lock = threading.Lock()  # one publish at a time, and none after close
         self._closed = False
         self._pending: dict[str, set[str]] = {"categories": set(), "tags": set(), "posts": set()}
@@ -355,7 +357,11 @@ class Daemon(PublishingMixin, ArticlesMixin):
         alive = bool(self.scheduler.running and thread is not None and thread.is_alive())
         counts = {"ok": 0, "failing": 0, "gone": 0}
         failing = []
+        # only sources polled now: a poll still running at a reload may write a removed one back
+        polled = {src.name for src in self.config.sources if src.enabled}
         for name, (result, failures, gone) in sorted(self.summary.items()):
+            if name not in polled:
+                continue
             if gone:
                 counts["gone"] += 1
             elif failures:

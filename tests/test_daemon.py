@@ -401,3 +401,52 @@ def test_retry_after_is_honoured_up_to_the_longest_backoff() -> None:
         outcome = SourceOutcome(source="s", result="error", http_status=503, retry_after=retry_after)
         due = next_due(source, outcome, failures=0, now=now, rng=random.Random(1))
         assert due is not None and timedelta(seconds=waited) <= due - now <= timedelta(seconds=waited + 60)
+
+
+def test_article_jobs_rerun_when_asked_meanwhile_and_never_stick() -> None:
+    """A poll asking for a source's articles while its job runs gets one more run, not a dropped
+    job; and a job asked for again right after one ends is not refused by the scheduler (each
+    run has its own id), so the source is never left marked as queued with nothing to run."""
+    import threading as _threading
+
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from aggregator.daemon_articles import ArticlesMixin
+    from aggregator.lanes import ARTICLES
+
+    class Probe(ArticlesMixin):
+        def __init__(self) -> None:
+            self.scheduler = BackgroundScheduler(executors={ARTICLES: ThreadPoolExecutor(2)})
+            self.stop_event = _threading.Event()
+            self._articles_lock = _threading.Lock()
+            self._articles_queued, self._articles_again, self._articles_runs = set(), set(), 0
+            self.runs: list[str] = []
+            self.running = _threading.Event()
+
+        def _fetch_articles_now(self, name: str) -> None:
+            self.runs.append(name)
+            self.running.set()
+            time.sleep(0.3)
+
+    probe = Probe()
+    probe.scheduler.start()
+    try:
+        probe._queue_articles("s")
+        assert probe.running.wait(5)
+        probe._queue_articles("s")  # while it runs: twice, one more run
+        probe._queue_articles("s")
+        deadline = time.monotonic() + 5
+        while (probe._articles_queued or len(probe.runs) < 2) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert probe.runs == ["s", "s"] and not probe._articles_queued
+        for _ in range(3):  # again and again, right after each run ends
+            before = len(probe.runs)
+            probe._queue_articles("s")
+            while len(probe.runs) == before and time.monotonic() < deadline + 5:
+                time.sleep(0.005)
+            while probe._articles_queued and time.monotonic() < deadline + 5:
+                time.sleep(0.005)
+        assert probe.runs == ["s"] * 5 and not probe._articles_queued
+    finally:
+        probe.scheduler.shutdown(wait=True)

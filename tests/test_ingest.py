@@ -208,6 +208,27 @@ def test_chinese_and_zoneless_date_forms(server: FeedServer, make_config: Any, o
     assert us.date == datetime(2022, 3, 29, 2, 0, tzinfo=UTC)  # elsewhere CST is US Central, -06:00
 
 
+# zones feedparser reads itself, which must not be taken for wall-clock times in the source's zone
+# (Shanghai here) nor thrown away: 20:00 in each, as a UTC instant
+ZONED_DATES = {
+    "est-lower": ("Mon, 28 Mar 2022 20:00:00 est", datetime(2022, 3, 29, 1, tzinfo=UTC)),
+    "ast": ("Mon, 28 Mar 2022 20:00:00 AST", datetime(2022, 3, 29, 0, tzinfo=UTC)),
+    "comment": ("Mon, 28 Mar 2022 20:00:00 -0700 (PDT)", datetime(2022, 3, 29, 3, tzinfo=UTC)),
+    "cst-comment": ("Mon, 28 Mar 2022 20:00:00 +0800 (CST)", datetime(2022, 3, 28, 12, tzinfo=UTC)),
+    "offset-cst": ("Mon, 28 Mar 2022 20:00:00 +0800 CST", datetime(2022, 3, 28, 12, tzinfo=UTC)),
+    "mest": ("Mon, 28 Mar 2022 20:00:00 MEST", datetime(2022, 3, 28, 18, tzinfo=UTC)),
+    "gmt": ("Mon, 28 Mar 2022 20:00:00 GMT", datetime(2022, 3, 28, 20, tzinfo=UTC)),
+}
+
+
+def test_dates_with_zones_keep_their_zone(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    items = "".join(item(guid, guid, f"http://z.example.com/{guid}", raw) for guid, (raw, _) in ZONED_DATES.items())
+    config = make_config([{"name": "z", "url": server.add("/zoned.xml", rss(items))}])
+    store = open_store(config)
+    fetch(config, store)
+    assert {p.guid: p.date for p in store.posts(limit=None)} == {g: when for g, (_, when) in ZONED_DATES.items()}
+
+
 def test_missing_date_keeps_first_seen_time_across_updates(
     server: FeedServer, make_config: Any, open_store: Any
 ) -> None:

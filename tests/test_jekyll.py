@@ -139,7 +139,10 @@ def test_no_liquid_survives_in_the_body_or_the_link(tmp_path: Path) -> None:
         ("<p>already a _block_</p>", "<p>already a _block_</p>"),  # the usual case and the seed's: untouched
         ("Plain _underscore_ and | pipe.\n# not a heading\n\n    indented",
          "<p>Plain _underscore_ and | pipe.\n# not a heading</p><p>indented</p>"),
-        ("intro <b>bold</b>\n\n<p>para</p>", "<div>intro <b>bold</b>\n<p>para</p></div>"),
+        ("intro <b>bold</b>\n\n<p>para</p>", "<div>intro <b>bold</b>\n\n<p>para</p></div>"),
+        ('<a href="https://x.example.com/">read\n\nmore</a>', '<div><a href="https://x.example.com/">read\n\nmore</a></div>'),
+        ("<img src=\"https://x.example.com/i.png\"><pre>x\n\ny</pre>", "<div><img src=\"https://x.example.com/i.png\"><pre>x\n\ny</pre></div>"),
+        ("<details><summary>s</summary>\n\nbody</details>", "<details><summary>s</summary>\n\nbody</details>"),
     ],
 )
 def test_body_text_is_inside_html_blocks_so_kramdown_leaves_it(tmp_path: Path, content: str, body: str) -> None:

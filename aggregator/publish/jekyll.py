@@ -197,7 +197,11 @@ def _inert_body(html: str) -> str:
     return _in_block(html.replace("{", "&#123;").replace("[", "&#91;").replace("]", "&#93;"))
 
 
-_BLOCK_TAG = re.compile(r"<(?:p|div|ul|ol|dl|table|blockquote|pre|h[1-6]|figure|hr|section|article|aside)\b", re.I)
+_BLOCK_TAG = re.compile(
+    r"<(?:p|div|ul|ol|li|dl|dt|dd|table|blockquote|pre|h[1-6]|figure|figcaption|hr|section|article|aside"
+    r"|details|summary|center|header|footer|nav|main|address)\b",
+    re.IGNORECASE,
+)
 
 
 def _in_block(html: str) -> str:
@@ -205,14 +209,16 @@ def _in_block(html: str) -> str:
 
     Text outside any block is Markdown to kramdown: a plain-text summary with `_underscores_` or a
     `|` came out as emphasis or a table, a line starting with `#` as a heading. A body that starts
-    with a block element (the usual `<p>...`, and the old site's posts) is left as it is.
+    with a block element (the usual `<p>...`, and the old site's posts) is left as it is; plain
+    text becomes a paragraph per blank line; anything else is wrapped whole in a `<div>`, which
+    kramdown reads to its end tag, blank lines and all.
     """
     text = html.strip()
     if not text or _BLOCK_TAG.match(text):
         return html
-    if _BLOCK_TAG.search(text) is None:  # text and inline tags only: a paragraph per blank line
+    if "<" not in text:
         return "".join(f"<p>{part.strip()}</p>" for part in re.split(r"\n\s*\n", text) if part.strip())
-    return "<div>" + re.sub(r"\n\s*\n", "\n", text) + "</div>"  # a blank line would end kramdown's block
+    return f"<div>{text}</div>"
 
 
 def file_name(post: Post, zone: tzinfo) -> str:
