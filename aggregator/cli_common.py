@@ -73,14 +73,16 @@ def _config_after_command(ctx: click.Context, _param: click.Parameter, value: Pa
             shared.use_config(value)
 
 
+#: `--config PATH` on a command or a command group, as well as before it
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
+    callback=_config_after_command, help="The feeds.yaml to use (may also come before the command).",
+)
+
+
 def pass_ctx(func: F) -> F:
     """Hand a command the shared Context, and accept `--config PATH` after the command name too."""
-    passed = click.make_pass_decorator(Context)(func)
-    option = click.option(
-        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
-        callback=_config_after_command, help="The feeds.yaml to use (may also come before the command).",
-    )
-    return option(passed)  # type: ignore[return-value]
+    return config_option(click.make_pass_decorator(Context)(func))  # type: ignore[return-value]
 
 
 #: columns of free text, which may wrap when the terminal is narrow; the others (dates, numbers,

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import click
 
-from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_json, print_table, source_table_row
+from .cli_common import (
+    FORMAT,
+    Context,
+    config_option,
+    handle_errors,
+    pass_ctx,
+    print_json,
+    print_table,
+    source_table_row,
+)
 from .config import is_http_url
 from .discover import Candidate, discover_feeds
 from .errors import ConfigError, FetchError, NotFoundError
@@ -16,6 +25,7 @@ from .views import source_rows
 
 
 @click.group()
+@config_option
 def sources() -> None:
     """List, add, remove, import and export sources (edits feeds.yaml, keeping its comments)."""
 

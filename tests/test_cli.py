@@ -116,8 +116,9 @@ def test_config_option_before_or_after_the_command(tmp_path: Path) -> None:
                  ["--config", "missing.yaml", "check", "--config", "site/feeds.yaml"]):
         result = run_cli(*args, cwd=tmp_path)
         assert result.returncode == 0 and result.stdout.startswith("site/feeds.yaml: ok: 1 sources"), args
-    listed = run_cli("sources", "list", "--format", "json", "--config", "site/feeds.yaml", cwd=tmp_path)
-    assert [row["name"] for row in json.loads(listed.stdout)] == ["a"]
+    for args in (["sources", "list", "--config", "site/feeds.yaml"], ["sources", "--config", "site/feeds.yaml", "list"]):
+        listed = run_cli(*args, "--format", "json", cwd=tmp_path)
+        assert [row["name"] for row in json.loads(listed.stdout)] == ["a"], args
     missing = run_cli("fetch", "--config", "missing.yaml", cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.startswith("missing.yaml: no such file")
 
