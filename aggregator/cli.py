@@ -170,7 +170,7 @@ def posts(ctx: Context, category: str | None, source: str | None, limit: int, fm
 
 def _category_slug(config: Config, store: Store, given: str) -> str:
     """The slug of a category given by slug or by name (券商 -> quanshang)."""
-    names = {**store.category_names(), **config.categories}  # slug -> name
+    names = store.category_names(config.categories)
     if given in names:
         return given
     by_name = {name: slug for slug, name in names.items()}

@@ -188,11 +188,12 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
     if not result.entries and isinstance(problem, SAXException):
         # broken XML that gave nothing: an error (a failing source), not an empty feed that is "ok"
         raise ParseError(f"malformed feed, no entries could be read ({warning})")
+    atom = str(result.get("version", "")).startswith("atom")
     return ParsedFeed(
         title=_text(feed.get("title")),
         link=_text(feed.get("link")),
-        entries=[_entry(item, str(result.get("version", "")).startswith("atom")) for item in result.entries],
+        entries=[_entry(item, atom) for item in result.entries],
         warning=warning,
         # Atom's feed author is every entry's without one; RSS's managingEditor is a contact, not that
-        author=_text(feed.get("author")) if str(result.get("version", "")).startswith("atom") else "",
+        author=_text(feed.get("author")) if atom else "",
     )

@@ -198,10 +198,7 @@ class Daemon(PublishingMixin, ArticlesMixin):
                 and job.next_run_time > now + timedelta(seconds=src.interval)
             ):
                 self._reschedule(src.name, due)
-        polled = {src.name for src in config.sources if src.enabled}
-        for name in [n for n in self.summary if n not in polled]:  # removed or disabled: not our health
-            self.summary.pop(name, None)
-        self.lanes.forget(polled)
+        self.lanes.forget({src.name for src in config.sources if src.enabled})  # health() reads the config
         for job in self.scheduler.get_jobs():
             if job.id.startswith("source:") and job.id[7:] not in wanted:
                 job.remove()

@@ -11,6 +11,7 @@ import io
 import os
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def _default_name(url: str) -> str:
     return (parts.hostname or url) + (parts.path.rstrip("/") if parts.path not in ("", "/") else "")
 
 
-def _free_name(name: str, taken: set[str]) -> str:
+def _free_name(name: str, taken: Container[str]) -> str:
     """`name`, or `name (2)`, `name (3)`...: the first not taken."""
     number, candidate = 2, name
     while candidate in taken:
@@ -107,7 +108,7 @@ def add_sources(
             if not rename_taken:
                 raise ConfigError([f"{path}: a source named {name!r} already exists ({by_name[name]}); "
                                    "choose another name"])
-            name = _free_name(name, set(by_name))
+            name = _free_name(name, by_name)
         entry = CommentedMap(name=name, url=item.url)
         if item.category:
             entry["category"] = item.category

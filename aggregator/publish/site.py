@@ -64,7 +64,7 @@ class _Publisher:
         self.site = config.site
         self.now = now or datetime.now(UTC)
         self.report = PublishReport()
-        self.names = {**store.category_names(), **config.categories}  # the config's names win
+        self.names = store.category_names(config.categories)
         self.source_urls = {s.name: s.url for s in config.sources}
         self.counts = store.category_counts()
         self.tags = store.tag_counts() if tags is None else store.tag_info(tags, config.site.tag_feed_min)
@@ -264,7 +264,7 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
     retention alone: deleting posts would leave every other category's outputs stale.
     """
     if category is not None:
-        names = {**store.category_names(), **config.categories}
+        names = store.category_names(config.categories)
         if category not in names:
             raise NotFoundError(f"no category with slug {category!r} (known: {', '.join(sorted(names))})")
         publisher = _Publisher(config, store, now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -239,8 +239,10 @@ class PostStore(Database):
         )
         return [self._post(row) for row in self.db.query(sql, [match, limit])]
 
-    def category_names(self) -> dict[str, str]:
-        return {row["slug"]: row["name"] for row in self.db.query("SELECT slug, name FROM categories")}
+    def category_names(self, configured: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Category slug -> name, for every category stored; `configured` (feeds.yaml's) names win."""
+        stored = {row["slug"]: row["name"] for row in self.db.query("SELECT slug, name FROM categories")}
+        return {**stored, **(configured or {})}
 
 
     def delete_posts_before(self, when: datetime) -> int:
