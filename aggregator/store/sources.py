@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from .base import Database
 
@@ -26,6 +27,14 @@ SOURCE_FIELDS = (
     "moved_to",
     "article_error",
 )
+
+# built once: a warm pass saves a state per source, and building the statement each time was half
+# of what saving cost the main thread
+_SAVE_STATE = (
+    f"INSERT INTO sources (name, {', '.join(SOURCE_FIELDS)}) VALUES (?, {', '.join('?' * len(SOURCE_FIELDS))}) "
+    f"ON CONFLICT(name) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in SOURCE_FIELDS)}"
+)
+_state_values = attrgetter(*SOURCE_FIELDS)
 
 
 @dataclass
@@ -77,12 +86,7 @@ class SourceStore(Database):
 
     def save_source_state(self, state: SourceState) -> None:
         """One statement, atomic by itself: no savepoint around it (two statements fewer per poll)."""
-        values = {k: getattr(state, k) for k in SOURCE_FIELDS}
-        self.conn.execute(
-            f"INSERT INTO sources (name, {', '.join(values)}) VALUES (?, {', '.join('?' * len(values))}) "
-            f"ON CONFLICT(name) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in values)}",
-            (state.name, *values.values()),
-        )
+        self.conn.execute(_SAVE_STATE, (state.name, *_state_values(state)))
 
     def reset_source(self, name: str) -> bool:
         """Clear failures, backoff, validators, redirect and gone state; True if the source was known."""
