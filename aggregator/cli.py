@@ -17,7 +17,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .cli_common import FORMAT, Context, err, handle_errors, pass_ctx, print_table
+from .cli_common import FORMAT, Context, counted, err, handle_errors, pass_ctx, print_table
 from .config import Config, config_warnings
 from .errors import ConfigError, NotFoundError, PublishError
 from .models import SourceOutcome
@@ -65,8 +65,8 @@ def check(ctx: Context) -> None:
         click.echo(f"warning: {warning}", err=True)
     enabled = sum(1 for s in config.sources if s.enabled)
     click.echo(
-        f"{ctx.config_path}: ok: {len(config.sources)} sources ({enabled} enabled), "
-        f"{len(config.categories)} categories, {len(config.rules)} rules"
+        f"{ctx.config_path}: ok: {counted(len(config.sources), 'source')} ({enabled} enabled), "
+        f"{counted(len(config.categories), 'category', 'categories')}, {counted(len(config.rules), 'rule')}"
     )
 
 
@@ -113,8 +113,9 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
             click.echo(f"articles: {outcome.source}: {outcome.articles_failed} failed, last: {outcome.article_error}",
                        err=True)
     click.echo(
-        f"{len(report.outcomes)} sources: {report.count('ok')} ok, {report.count('not-modified')} not modified, "
-        f"{len(report.failed)} failed; posts: {report.new} new, {report.updated} updated"
+        f"{counted(len(report.outcomes), 'source')}: {report.count('ok')} ok, "
+        f"{report.count('not-modified')} not modified, {len(report.failed)} failed; "
+        f"posts: {report.new} new, {report.updated} updated"
     )
     if publish_error:
         click.echo(publish_error, err=True)

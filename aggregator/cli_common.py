@@ -23,6 +23,11 @@ out = Console(highlight=False, soft_wrap=True)
 wide = Console(highlight=False, soft_wrap=True, width=100_000)  # output that is not a terminal
 
 
+def counted(number: int, noun: str, plural: str = "") -> str:
+    """`1 source`, `2 sources`: summary lines read as sentences."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
 def fail(message: str, code: int) -> None:
     click.echo(message, err=True)
     sys.exit(code)

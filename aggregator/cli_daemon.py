@@ -8,7 +8,7 @@ from collections import Counter
 
 import click
 
-from .cli_common import FORMAT, Context, handle_errors, pass_ctx, print_json, print_table, source_table_row
+from .cli_common import FORMAT, Context, counted, handle_errors, pass_ctx, print_json, print_table, source_table_row
 from .logs import setup_logging
 from .views import source_rows
 
@@ -109,7 +109,7 @@ def status(ctx: Context, fmt: str) -> None:
     )
     counts = Counter(row["state"] for row in rows)
     click.echo(
-        f"{len(rows)} sources: "
+        f"{counted(len(rows), 'source')}: "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        + f"; {sum(r['posts'] for r in rows)} posts"
+        + f"; {counted(sum(r['posts'] for r in rows), 'post')}"
     )

@@ -10,6 +10,7 @@ from .cli_common import (
     FORMAT,
     Context,
     config_option,
+    counted,
     handle_errors,
     pass_ctx,
     print_json,
@@ -127,7 +128,7 @@ def import_opml(ctx: Context, file: Path) -> None:
         click.echo(f"skipped: {file}: {line}", err=True)
     for added_name in added:
         click.echo(f"added {added_name!r}")
-    click.echo(f"imported {len(added)} sources into {ctx.config_path} ({len(skipped)} skipped)")
+    click.echo(f"imported {counted(len(added), 'source')} into {ctx.config_path} ({len(skipped)} skipped)")
 
 
 @sources.command("export-opml")

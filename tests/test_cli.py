@@ -73,7 +73,7 @@ def test_fetch_posts_and_search_end_to_end(server: FeedServer, tmp_path: Path) -
     assert [json.loads(x)["guid"] for x in found.stdout.splitlines()] == ["NW202203282325465316"]
 
     limited = run_cli("fetch", "--source", "Atom", cwd=tmp_path)
-    assert limited.returncode == 0 and "1 sources:" in limited.stdout
+    assert limited.returncode == 0 and "1 source:" in limited.stdout
 
     by_name = run_cli("posts", "--category", "每日经济新闻", "--format", "json", cwd=tmp_path)
     assert by_name.returncode == 0 and by_name.stdout == listed.stdout  # a category's name as well as its slug
@@ -115,7 +115,9 @@ def test_config_option_before_or_after_the_command(tmp_path: Path) -> None:
     for args in (["check", "--config", "site/feeds.yaml"], ["--config", "site/feeds.yaml", "check"],
                  ["--config", "missing.yaml", "check", "--config", "site/feeds.yaml"]):
         result = run_cli(*args, cwd=tmp_path)
-        assert result.returncode == 0 and result.stdout.startswith("site/feeds.yaml: ok: 1 sources"), args
+        assert result.returncode == 0, args
+        # counts read as sentences: "1 source", "1 category", "0 rules"
+        assert result.stdout == "site/feeds.yaml: ok: 1 source (1 enabled), 1 category, 0 rules\n", args
     for args in (["sources", "list", "--config", "site/feeds.yaml"], ["sources", "--config", "site/feeds.yaml", "list"]):
         listed = run_cli(*args, "--format", "json", cwd=tmp_path)
         assert [row["name"] for row in json.loads(listed.stdout)] == ["a"], args
