@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from .config import Rule, Source
 from .models import Enclosure, ParsedFeed, Post, RawEntry
 from .parse_dates import names_zone
-from .sanitise import absolute_url, excerpt, plain_text, sanitise_html
+from .sanitise import absolute_url, excerpt, plain_text, sanitise_html, web_url
 from .search_text import fts_text
 
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -154,7 +154,7 @@ class Normaliser:
             id=post_id(self.source.name, entry.guid or link or hashlib.sha256((title + content).encode()).hexdigest()),
             source=self.source.name,
             title=title,
-            link=link,
+            link=web_url(link),  # the id above comes from the link as the feed gave it: ids stay stable
             guid=guid,
             date=self._clamp(date),
             # with only <updated>, it is also kept: a later edit is then dated by the feed itself
@@ -192,7 +192,7 @@ class Normaliser:
         audio/mpeg), else application/octet-stream."""
         result = []
         for enc in enclosures:
-            url = absolute_url(enc.url, base)
+            url = web_url(absolute_url(enc.url, base))
             if url:
                 kind = enc.type.strip().lower()
                 if kind in ("", "text/html"):

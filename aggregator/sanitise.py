@@ -30,6 +30,7 @@ _CLEANER = nh3.Cleaner(
     strip_comments=True,
 )
 _URL_ATTRIBUTE = re.compile(r'(\s(?:href|src|cite|poster|longdesc)=")([^"]*)"')
+_NOT_IN_URI = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f]')
 _HAS_SCHEME = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*:")
 _TEXT_ONLY = nh3.Cleaner(tags=set(), clean_content_tags={"script", "style"}, attributes={})
 
@@ -45,6 +46,18 @@ def absolute_url(url: str, base: str) -> str:
     except ValueError:
         return ""
     return joined if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+def web_url(url: str) -> str:
+    """`url` with the ASCII characters a URI never holds literally percent-encoded (spaces, quotes,
+    `<>\\^`{|}`, controls), as a browser sends them. Feeds carry such links; republished as they
+    are, they make invalid RSS and Atom and break Markdown and Liquid. Escapes already there and
+    non-ASCII text (an IRI, which feed readers take) are kept as they are."""
+    return _NOT_IN_URI.sub(_percent, url) if _NOT_IN_URI.search(url) else url
+
+
+def _percent(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()):02X}"
 
 
 def canonical_link(url: str) -> str:

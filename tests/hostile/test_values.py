@@ -20,6 +20,8 @@ from xml.sax.saxutils import escape
 import pytest
 from lxml import etree
 
+from aggregator.normalise import post_id
+
 from ..conftest import write_config
 from ..feedserver import FeedServer
 from .helpers import (
@@ -207,6 +209,29 @@ def test_hostile_titles_round_trip_through_front_matter_and_feeds(site: Site) ->
         assert len(lines) == 5, lines  # nothing in a title adds a line to the front matter
     for name in ("feed.xml", "atom.xml", "feed.json"):
         assert sorted(titles_in(site.public / "titles" / name)) == sorted(stored.values()), name
+
+
+def test_links_with_spaces_and_braces_are_published_percent_encoded(site: Site) -> None:
+    """A link with spaces, quotes or braces (feeds carry them) is republished as a browser would send it,
+    not as an invalid URI; the post's id still comes from the link as the feed gave it, so it is stable."""
+    raw = 'http://s.example.com/a b/{x}|"q".html?k=1 2&v=%41'
+    enclosure = '<enclosure url="http://s.example.com/a b.mp3" type="audio/mpeg" length="3"/>'
+    feed = rss([f"<item><title>spaced</title><link>{escape(raw)}</link>{enclosure}</item>"])
+    site.configure([{"name": "links", "url": site.server.add("/links.xml", feed), "category": "links"}])
+    site.fetch_and_build()
+
+    encoded = "http://s.example.com/a%20b/%7Bx%7D%7C%22q%22.html?k=1%202&v=%41"
+    [post] = posts_of(site.db, "links")
+    assert post["link"] == encoded
+    assert post["id"] == post_id("links", raw)  # the id an older version gave it
+    rss_item = etree.parse(str(site.public / "links" / "feed.xml")).find(".//item")
+    assert rss_item.findtext("link") == encoded
+    assert rss_item.find("enclosure").get("url") == "http://s.example.com/a%20b.mp3"
+    atom = etree.parse(str(site.public / "links" / "atom.xml"))
+    hrefs = [e.get("href") for e in atom.iter("{http://www.w3.org/2005/Atom}link")]
+    assert encoded in hrefs and not [h for h in hrefs if " " in h], hrefs
+    [jekyll_post] = files_under(site.jekyll)
+    assert f"<{encoded}>" in jekyll_post.read_text(encoding="utf-8")
 
 
 # -- dates -------------------------------------------------------------------------------------------
