@@ -115,6 +115,34 @@ def test_full_text_max_and_owed_articles_after_304(server: FeedServer, make_conf
     assert sum(len(server.hits(f"/news/{g}.html")) for g, _ in items) == 5
 
 
+def test_article_is_fetched_when_only_the_second_source_of_a_twin_has_full_text(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """The same article through a teaser source without full_text (stored first, it owns the post) and
+    one with it: the merged post still gets its article, fetched once, with the second source's settings."""
+    items = [("t1", "券商出台应急方案")]
+    server.add("/plain.xml", teaser_feed(server, items), etag='"1"')
+    server.add("/full.xml", teaser_feed(server, items).replace("<guid>t1</guid>", "<guid>other-id</guid>"),
+               etag='"1"')
+    server.add("/news/t1.html", article("券商出台应急方案"), content_type="text/html; charset=utf-8")
+    config = make_config([
+        {"name": "plain", "url": server.url("/plain.xml")},
+        {"name": "full", "url": server.url("/full.xml"), "full_text": True, "headers": {"X-Token": "full"}},
+    ])
+    store = open_store(config)
+    fetch_sources(config, store, [config.sources[0]])
+    assert store.pending_articles("plain", 10, 3) == [] and not server.hits("/news/t1.html")
+
+    report = fetch_sources(config, store)
+    assert report.outcomes[1].articles_ok == 1, report.outcomes
+    (post,) = store.posts()
+    assert post.source == "plain" and "光大证券加强金融科技创新应用" in post.content
+    (hit,) = server.hits("/news/t1.html")
+    assert hit.headers.get("x-token") == "full"  # the settings of the source that asked for it
+    fetch_sources(config, store)
+    assert len(server.hits("/news/t1.html")) == 1 and store.pending_articles("full", 10, 3) == []
+
+
 def test_full_text_selector(server: FeedServer, make_config: Any, open_store: Any) -> None:
     server.add("/feed.xml", teaser_feed(server, [("s1", "选择器")]))
     server.add("/news/s1.html", article("选择器"), content_type="text/html")

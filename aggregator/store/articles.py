@@ -12,13 +12,20 @@ from .base import Database, StoreResult, to_db_time
 
 class ArticleStore(Database):
     def pending_articles(self, source: str, limit: int, max_tries: int) -> list[tuple[str, str]]:
-        """(post id, link) of posts of `source` still owing their article, newest first."""
-        rows = self.conn.execute(
-            "SELECT id, link FROM posts WHERE source = ? AND article_status = 'pending' AND article_tries < ? "
-            "ORDER BY date DESC LIMIT ?",
-            (source, max_tries, limit),
-        ).fetchall()
-        return [(row[0], row[1]) for row in rows]
+        """(post id, link) of the posts still owing their article that `source` fetches, newest first:
+        its own, and others' it asked for (the same article, first stored from a source without
+        full_text). One indexed query each."""
+        rows = [
+            row
+            for column in ("source", "article_source")
+            for row in self.conn.execute(
+                f"SELECT date, id, link FROM posts WHERE {column} = ? AND article_status = 'pending' "
+                "AND article_tries < ? ORDER BY date DESC LIMIT ?",
+                (source, max_tries, limit),
+            )
+        ]
+        rows.sort(reverse=True)
+        return list(dict.fromkeys((row[1], row[2]) for row in rows))[:limit]
 
     def save_article(self, post_id: str, content: str, now: datetime, result: StoreResult) -> None:
         """Replace a post's teaser by its article: an update of the post (`updated` set)."""

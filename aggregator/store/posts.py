@@ -45,6 +45,8 @@ class PostStore(Database):
         twin = known.twin(post, link_key) if row is None and link_key else None
         if twin is not None:
             self._merge_twin(conn, twin, post, result, known)
+            if full_text and post.link:  # its first source had no full_text: this one fetches it
+                self._ask_for_article(conn, twin[0], post.source)
             return
         if row is None:
             values = self._values(post, link_key)
@@ -115,6 +117,16 @@ class PostStore(Database):
         result.post_ids.append(post_id)
         result.categories.update(categories)
         result.tags.update(slugify(t) for t in tags)
+
+    @staticmethod
+    def _ask_for_article(conn: sqlite3.Connection, num: int, source: str) -> bool:
+        """Have `source` fetch the article of post `num`, unless its article was ever asked for."""
+        cursor = conn.execute(
+            "UPDATE posts SET article_status = 'pending', article_tries = 0, article_source = ? "
+            "WHERE num = ? AND article_status = ''",
+            (source, num),
+        )
+        return cursor.rowcount > 0
 
     @staticmethod
     def _index(

@@ -86,4 +86,10 @@ MIGRATIONS = [
     """
     CREATE INDEX posts_guid ON posts(guid, num) WHERE guid != '';
     """,
+    # 5: the source whose settings fetch a post's article when it is not the post's own: the same
+    # article reached through a source without full_text first, then through one with it
+    """
+    ALTER TABLE posts ADD COLUMN article_source TEXT NOT NULL DEFAULT '';
+    CREATE INDEX posts_article_source ON posts(article_source, article_status, date DESC) WHERE article_source != '';
+    """,
 ]
