@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -154,7 +154,9 @@ def _record(
     if state.url != source.url:  # the config points somewhere new: forget the old URL's state
         state = SourceState(name=source.name, url=source.url, failures=state.failures)
     if outcome.result == "ok":
-        result = store.store_posts(retrieved.posts, config.categories, now, full_text=source.full_text)
+        retention = config.site.retention_days
+        result = store.store_posts(retrieved.posts, config.categories, now, full_text=source.full_text,
+                                   not_before=now - timedelta(days=retention) if retention else None)
         outcome.new, outcome.updated = result.new, result.updated
         outcome.changed_categories = result.categories
         outcome.changed_tags = result.tags

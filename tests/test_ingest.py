@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ import pytest
 from aggregator.fetch import make_session
 from aggregator.pipeline import INLINE, fetch_sources, record, retrieve
 from aggregator.publish import build_site
-from aggregator.store import SourceState, Store
+from aggregator.store import SourceState, Store, to_db_time
 
 from .conftest import fixture
 from .feedserver import FeedServer
@@ -629,3 +630,32 @@ def test_sources_are_committed_in_batches_and_reported_only_once_committed(
     assert report.count("ok") == 39 and report.count("error") == 1
     assert sorted(seen) == sorted((f"s{n}", 1, "error" if n == 3 else "ok") for n in range(40))
     assert store.source_state("s3").failures == 1 and store.source_state("s4").failures == 0
+
+
+def test_posts_retention_deleted_do_not_come_back_at_the_next_poll(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """Retention deletes old posts while their entries are still in the feed: the next poll must not
+    store them again (the dated ones as old "new" posts, an undated one dated now, at the top)."""
+    now = datetime.now(UTC)
+    dated = [("fresh", 1), ("old", 400), ("older", 500)]
+    items = "".join(item(g, f"title {g}", date=format_datetime(now - timedelta(days=d))) for g, d in dated)
+    server.add("/feed.xml", rss(items + item("undated", "no date")), etag='"1"')
+    sources = [{"name": "s", "url": server.url("/feed.xml")}]
+    store = open_store(make_config(sources))
+    assert fetch(make_config(sources), store).new == 4  # no retention yet: everything is kept
+
+    config = make_config(sources, site={"retention_days": 30})
+    store.conn.execute("UPDATE posts SET date = ? WHERE guid = 'undated'", (to_db_time(now - timedelta(days=40)),))
+    assert build_site(config, store).deleted_posts == 3
+    server.add("/feed.xml", rss(items + item("undated", "no date") + item("new", "new one")), etag='"2"')
+    report = fetch(config, store)
+    assert (report.new, report.updated) == (1, 0)
+    assert sorted(p.guid for p in store.posts()) == ["fresh", "new"]
+
+    # a source added with an archive older than the retention stores only what retention keeps
+    server.add("/archive.xml", rss(items), etag='"1"')
+    config = make_config([*sources, {"name": "archive", "url": server.url("/archive.xml")}],
+                         site={"retention_days": 30})
+    assert fetch(config, store).new == 1
+    assert build_site(config, store).deleted_posts == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..models import Enclosure, Post
@@ -14,19 +14,25 @@ from ..search_text import fts_query, fts_text, search_body
 from ..slugs import slugify
 from .base import Database, StoreResult, from_db_time, to_db_time
 
+RETIRED_FOR = timedelta(days=365)  # how long the id of an undated post retention deleted is remembered
+
 
 class PostStore(Database):
     def store_posts(
-        self, posts: list[Post], category_names: dict[str, str], now: datetime | None = None, full_text: bool = False
+        self, posts: list[Post], category_names: dict[str, str], now: datetime | None = None, full_text: bool = False,
+        not_before: datetime | None = None,
     ) -> StoreResult:
         """Insert new posts, update changed ones in place, merge the same article from two sources.
 
         The whole batch is one transaction: a crash leaves all of it or none of it. With `full_text`
-        new posts (and posts whose link changed) are marked as owing their article.
+        new posts (and posts whose link changed) are marked as owing their article. Posts that
+        retention deletes (dated before `not_before`, or undated ones it deleted already) are not
+        stored: their entries stay in the feed, and they would come back at every poll.
         """
         now = now or datetime.now(UTC)
         result = StoreResult()
         with self.transaction() as conn:
+            posts = _retained(conn, posts, not_before)
             known = _Known(conn, posts)
             for post in posts:
                 self._store_one(conn, post, now, result, full_text, known)
@@ -267,6 +273,15 @@ class PostStore(Database):
         old = "SELECT num FROM posts WHERE date < ?"
         with self.transaction() as conn:
             self.fts.write(conn)
+            # an undated post's date is when it was first seen: its id is kept, or the entry would be
+            # stored again dated now. Kept for a year, so the table cannot grow for ever.
+            today = datetime.now(UTC)
+            conn.execute("DELETE FROM retired_posts WHERE retired < ?", (to_db_time(today - RETIRED_FOR),))
+            conn.execute(
+                "INSERT OR IGNORE INTO retired_posts (id, retired) "
+                "SELECT id, ? FROM posts WHERE date < ? AND dated = 0",
+                (to_db_time(today), cutoff),
+            )
             conn.execute(f"DELETE FROM post_categories WHERE post IN ({old})", (cutoff,))
             conn.execute(f"DELETE FROM post_tags WHERE post IN ({old})", (cutoff,))
             conn.execute(f"DELETE FROM posts_fts WHERE rowid IN ({old})", (cutoff,))
@@ -390,6 +405,19 @@ class _Known:
         if twin is None and link_key in self.inserted and self.inserted[link_key][1] != post.source:
             twin = self.inserted[link_key][0]
         return twin
+
+
+def _retained(conn: sqlite3.Connection, posts: list[Post], not_before: datetime | None) -> list[Post]:
+    """`posts` without those retention deleted or would delete: dated before `not_before`, or retired."""
+    if not_before is not None:
+        posts = [p for p in posts if not (p.dated and p.date < not_before)]
+    if not posts or conn.execute("SELECT 1 FROM retired_posts LIMIT 1").fetchone() is None:
+        return posts
+    retired: set[str] = set()
+    for chunk in _chunks([p.id for p in posts], _Known.CHUNK):
+        query = f"SELECT id FROM retired_posts WHERE id IN ({', '.join('?' * len(chunk))})"
+        retired.update(row[0] for row in conn.execute(query, chunk))
+    return [p for p in posts if p.id not in retired]
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:

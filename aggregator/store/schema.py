@@ -92,4 +92,9 @@ MIGRATIONS = [
     ALTER TABLE posts ADD COLUMN article_source TEXT NOT NULL DEFAULT '';
     CREATE INDEX posts_article_source ON posts(article_source, article_status, date DESC) WHERE article_source != '';
     """,
+    # 6: the ids of undated posts retention deleted: their entries are still in the feed, and stored
+    # again they would come back dated "now", as new posts
+    """
+    CREATE TABLE retired_posts (id TEXT PRIMARY KEY, retired TEXT NOT NULL) WITHOUT ROWID;
+    """,
 ]
