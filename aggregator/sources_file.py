@@ -7,8 +7,10 @@ an invalid or half-written feeds.yaml behind.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Container
@@ -43,19 +45,34 @@ def _yaml() -> YAML:
 
 
 def _write_validated(path: Path, root: Any) -> Config:
-    """Write `root` to `path` if it is a valid config; the old file stays untouched otherwise."""
+    """Write `root` to `path` if it is a valid config; the old file stays untouched otherwise.
+
+    The new file replaces the old one atomically and keeps its permissions and owner (a daemon
+    running as another user must still read it); a symlinked feeds.yaml stays a symlink.
+    """
     buffer = io.StringIO()
     _yaml().dump(root, buffer)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    target = path.resolve()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(buffer.getvalue())
-        config = load_config(Path(tmp))
-        os.replace(tmp, path)
+        _keep_mode_and_owner(target, tmp)
+        load_config(Path(tmp))
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return Config(path, config.site, config.defaults, config.sources, config.rules, config.jekyll, config.server)
+    return load_config(path)  # read as written, its relative paths from where `path` is
+
+
+def _keep_mode_and_owner(original: Path, new: str) -> None:
+    """Give `new` the mode and owner of `original` (mkstemp makes it 0600, owned by whoever runs us)."""
+    old = original.stat()
+    os.chmod(new, stat.S_IMODE(old.st_mode))
+    if hasattr(os, "chown"):
+        with contextlib.suppress(PermissionError):  # only root may give a file away; then it is ours anyway
+            os.chown(new, old.st_uid, old.st_gid)
 
 
 def _sources_node(root: Any, path: Path) -> CommentedSeq:

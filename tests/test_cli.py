@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -162,6 +163,25 @@ def test_invalid_config_exit_2_and_nothing_stored_is_lost(server: FeedServer, tm
     assert result.stderr.startswith("feeds.yaml:") and "invalid YAML" in result.stderr
     path.write_text(good, encoding="utf-8")
     assert len(run_cli("posts", "--format", "json", cwd=tmp_path).stdout.splitlines()) == 2
+
+
+def test_sources_edits_keep_the_files_mode_and_a_symlink(tmp_path: Path) -> None:
+    """feeds.yaml edited by `sources add/remove` keeps its permissions (a daemon running as another
+    user must still read it: a temporary file is 0600) and, when it is a symlink, stays one."""
+    real = tmp_path / "etc" / "feeds.yaml"
+    real.parent.mkdir()
+    write_config(real.parent, [{"name": "a", "url": "http://127.0.0.1:9/a.xml"}])
+    real.chmod(0o644)
+    (tmp_path / "feeds.yaml").symlink_to(real)
+    added = run_cli("sources", "add", "http://127.0.0.1:9/b.xml", "--name", "b", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert (tmp_path / "feeds.yaml").is_symlink()
+    assert stat.S_IMODE(real.stat().st_mode) == 0o644
+    assert [s["name"] for s in yaml.safe_load(real.read_text(encoding="utf-8"))["sources"]] == ["a", "b"]
+    real.chmod(0o640)
+    assert run_cli("sources", "remove", "a", cwd=tmp_path).returncode == 0
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640 and (tmp_path / "feeds.yaml").is_symlink()
+    assert not list(real.parent.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_sources_add_remove_keep_comments(server: FeedServer, tmp_path: Path) -> None:
