@@ -185,6 +185,8 @@ def _read_body(response: requests.Response, limits: FetchLimits, started: float)
     except (requests.RequestException, OSError) as exc:
         if watchdog.fired:
             raise FetchError(f"download not finished within the {limits.deadline:g} s deadline") from None
+        if _timed_out(exc):  # requests raises a read timeout inside a body as a ConnectionError
+            raise FetchError("read timed out while downloading the body") from None
         raise FetchError(f"connection broke while reading: {_reason(exc)}") from None
     finally:
         watchdog.cancel()
@@ -192,6 +194,18 @@ def _read_body(response: requests.Response, limits: FetchLimits, started: float)
     if watchdog.fired:
         raise FetchError(f"download not finished within the {limits.deadline:g} s deadline")
     return b"".join(chunks)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether `exc` is, or wraps, a socket read timeout."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # requests -> urllib3 -> socket: a short chain, and never a loop
+        if seen is None:
+            return False
+        if isinstance(seen, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+            return True
+        seen = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else seen.__context__
+    return False
 
 
 def _reason(exc: BaseException) -> str:

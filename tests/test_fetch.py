@@ -188,6 +188,13 @@ def test_slow_server_hits_read_timeout(server: FeedServer) -> None:
         fetch_url(make_session(), url, limits=FetchLimits(timeout=0.5, deadline=10))
 
 
+def test_a_body_that_stalls_is_a_read_timeout_not_a_broken_connection(server: FeedServer) -> None:
+    url = server.add("/stall.xml", fixture("rss20.xml"), drip=3)  # headers, one byte, then silence
+    with pytest.raises(FetchError) as caught:
+        fetch_url(make_session(), url, limits=FetchLimits(timeout=0.5, deadline=10))
+    assert str(caught.value) == "read timed out while downloading the body"
+
+
 def test_dripping_server_hits_total_deadline(server: FeedServer) -> None:
     url = server.add("/drip.xml", fixture("rss20.xml"), drip=0.2)
     started = time.monotonic()
