@@ -41,6 +41,7 @@ class PublishingMixin:
     session: Any
     stop_event: threading.Event
     last_publish: datetime | None
+    publish_error: str
     _pending_lock: threading.Lock
     _pending: dict[str, set[str]]
     _publish_lock: threading.Lock
@@ -84,6 +85,7 @@ class PublishingMixin:
             )
         except OSError as exc:
             LOG.error("publish failed, old files kept, retrying in %ds: %s", PUBLISH_RETRY, exc)
+            self.publish_error = str(exc)
             with self._pending_lock:
                 for key, value in pending.items():
                     self._pending[key].update(value)
@@ -102,6 +104,7 @@ class PublishingMixin:
             report = build_site(self.config, self.publish_store)
         except OSError as exc:
             LOG.error("build failed, retrying in %ds: %s", PUBLISH_RETRY, exc)
+            self.publish_error = str(exc)
             self.scheduler.add_job(
                 self._publish_all,
                 id="build",
@@ -117,7 +120,9 @@ class PublishingMixin:
         self.metrics.publish_seconds.observe(seconds)
         self.metrics.posts_stored.set(self.publish_store.count_posts())
         self.last_publish = datetime.now(UTC)
-        LOG.info("published: %d files written in %dms", len(report.written), int(seconds * 1000))
+        self.publish_error = ""
+        deleted = f", {report.deleted_posts} posts past retention deleted" if report.deleted_posts else ""
+        LOG.info("published: %d files written in %dms%s", len(report.written), int(seconds * 1000), deleted)
         site = self.config.site
         if site.websub_hub:
             announce(self.session, site.websub_hub, changed_feed_urls(report.written, site.output_dir, site.url))

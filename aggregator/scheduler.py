@@ -106,6 +106,7 @@ class Daemon(PublishingMixin, ArticlesMixin):
         self._closed = False
         self._pending: dict[str, set[str]] = {"categories": set(), "tags": set(), "posts": set()}
         self.last_publish: datetime | None = None
+        self.publish_error = ""  # the last publish's error until one succeeds: /healthz says degraded
         self.summary: dict[str, tuple[str, int, bool]] = {}  # name -> (result, failures, gone)
         self._due: dict[str, datetime] = {}  # name -> when its poll was due (for lateness)
         self.config.site.output_dir.mkdir(parents=True, exist_ok=True)
@@ -229,6 +230,9 @@ class Daemon(PublishingMixin, ArticlesMixin):
         except Exception:
             LOG.exception("poll of %s failed unexpectedly", name)
             self.lanes.record(name, failed=True)
+            # failing in /healthz too (a locked or broken database, a bug), not "ok" from the last poll
+            _result, failures, gone = self.summary.get(name, ("", 0, False))
+            self.summary[name] = ("error", failures + 1, gone)
             if not self.stop_event.is_set():
                 self._reschedule(name, datetime.now(UTC) + timedelta(seconds=source.interval))
         finally:
@@ -367,10 +371,11 @@ class Daemon(PublishingMixin, ArticlesMixin):
             elif result:
                 counts["ok"] += 1
         payload = {
-            "status": "ok" if alive and not failing else ("degraded" if alive else "down"),
+            "status": "ok" if alive and not failing and not self.publish_error else ("degraded" if alive else "down"),
             "scheduler": "running" if alive else "stopped",
             "sources": counts,
             "failing": failing,
             "last_publish": self.last_publish.isoformat(timespec="seconds") if self.last_publish else None,
+            "publish_error": self.publish_error or None,
         }
         return (200 if alive else 503), payload

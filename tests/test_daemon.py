@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -157,6 +158,22 @@ def test_healthz_and_metrics(server: FeedServer, tmp_path: Path, start_daemon: A
     assert "aggregator_publish_duration_seconds_count" in metrics
     assert "aggregator_poll_lateness_seconds_bucket" in metrics
     assert "aggregator_posts_new_total 1.0" in metrics
+    assert daemon.stop() == 0
+
+
+def test_healthz_is_degraded_while_publishing_fails(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
+    server.add("/a.xml", rss(("1", "第一条")), etag='"v1"')
+    write_config(tmp_path, [{"name": "甲", "url": server.url("/a.xml"), "interval": "1s", "category": "财经"}])
+    daemon = start_daemon()
+    daemon.wait_for(lambda: (r := daemon.get("/caijing/feed.xml")) and "第一条" in r.text, what="first post")
+    assert daemon.get("/healthz").json()["publish_error"] is None
+    shutil.rmtree(tmp_path / "public" / "caijing")
+    (tmp_path / "public" / "caijing").write_text("a file where the category's folder goes")  # fails even for root
+    server.add("/a.xml", rss(("2", "第二条"), ("1", "第一条")), etag='"v2"')
+    health = daemon.wait_for(lambda: (r := daemon.get("/healthz")) and r.json()["publish_error"] and r, what="error")
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert "caijing" in health.json()["publish_error"] and health.json()["failing"] == []
+    assert "publish failed, old files kept" in daemon.log
     assert daemon.stop() == 0
 
 
