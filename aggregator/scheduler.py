@@ -8,6 +8,7 @@ where the last process stopped instead of hammering every source at once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -327,6 +328,29 @@ class Daemon(PublishingMixin, ArticlesMixin):
         if self._digest() != self._config_digest:
             self.reload()
 
+    @staticmethod
+    def _keep_what_needs_a_restart(config: Config, old: Config) -> Config:
+        """`config` with the settings the running daemon was built on put back, and a warning: its
+        store, its served folder, its threads and processes stay as they are until a restart, and
+        half-applying them (publishing into a folder that is not served, `status` reading a
+        database the daemon does not write) would be worse than not applying them at all."""
+        kept = {
+            "site.database": (config.site.database, old.site.database),
+            "site.output_dir": (config.site.output_dir, old.site.output_dir),
+            "server": (config.server, old.server),
+            "defaults.workers": (config.defaults.workers, old.defaults.workers),
+            "defaults.processes": (config.defaults.processes, old.defaults.processes),
+        }
+        changed = [name for name, (new, was) in kept.items() if new != was]
+        if not changed:
+            return config
+        LOG.warning("changes to %s need a restart to take effect; until then the old values are kept",
+                    ", ".join(changed))
+        site = dataclasses.replace(config.site, database=old.site.database, output_dir=old.site.output_dir)
+        defaults = dataclasses.replace(config.defaults, workers=old.defaults.workers,
+                                       processes=old.defaults.processes)
+        return dataclasses.replace(config, site=site, defaults=defaults, server=old.server)
+
     def reload(self) -> None:
         """Apply an edited feeds.yaml; an invalid one is logged and the last good config kept."""
         digest = self._digest()
@@ -339,8 +363,7 @@ class Daemon(PublishingMixin, ArticlesMixin):
             return
         self._config_digest = digest
         old = self.config
-        if config.server != old.server or config.defaults.workers != old.defaults.workers:
-            LOG.warning("changes to server or defaults.workers need a restart to take effect")
+        config = self._keep_what_needs_a_restart(config, old)
         self.config = config
         changed = config.categories != old.categories or config.site != old.site or config.jekyll != old.jekyll
         self._schedule_all(config)

@@ -324,8 +324,14 @@ def test_hot_reload_adds_removes_and_survives_invalid_edit(
     health = daemon.get("/healthz").json()  # a removed source is no longer part of the daemon's health
     assert "甲" not in json.dumps(health, ensure_ascii=False) and health["sources"]["ok"] == 1, health
     data["server"] = {"port": 1}
+    data["site"].update(output_dir="elsewhere", database="other.db")
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     daemon.wait_for(lambda: "need a restart" in daemon.log, timeout=10, what="the restart warning")
+    assert "site.database, site.output_dir, server need a restart" in daemon.log
+    # until the restart it goes on with the folder it serves and the database it writes, not half of each
+    server.add("/b.xml", rss(("b2", "乙二"), ("b1", "乙一")))
+    daemon.wait_for(lambda: "乙二" in daemon.get("/yi/feed.xml").text, what="the next post, served")
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "other.db").exists()
     assert daemon.stop() == 0
 
 
