@@ -9,6 +9,7 @@ where the last process stopped instead of hammering every source at once.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import logging
 import os
@@ -18,7 +19,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -57,6 +58,30 @@ def next_due(
     return now + timedelta(seconds=delay)
 
 
+def claim_database(database: Path) -> IO[str]:
+    """Hold a lock beside `database` for as long as this process runs (the file is returned: keep it).
+
+    A second daemon on the same database by mistake would poll every source twice as often and
+    publish the same files twice; it is refused at start with the first one's pid. One-shot commands
+    (`fetch`, `build`) do not take it: SQLite keeps them and the daemon apart.
+    """
+    database.parent.mkdir(parents=True, exist_ok=True)
+    path = database.with_name(database.name + "-daemon.lock")
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the daemon's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise OSError(f"another daemon (pid {holder}) is already running on {database}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 class Daemon(PublishingMixin, ArticlesMixin):
     """`aggregator run`: poll, store, republish and serve until told to stop."""
 
@@ -74,6 +99,7 @@ class Daemon(PublishingMixin, ArticlesMixin):
         self._config_digest = self._digest()
         self.grace = grace
         self.reload_every = reload_every
+        self._daemon_lock = claim_database(self.config.site.database)
         self.store = Store(self.config.site.database)
         self.publish_store = Store(self.config.site.database)
         self.store_lock = threading.Lock()
@@ -169,6 +195,7 @@ class Daemon(PublishingMixin, ArticlesMixin):
             self.store.close()
             self.publish_store.close()
         self.cpu.shutdown()
+        self._daemon_lock.close()  # another daemon may start on this database now
         LOG.info("stopped")
 
     # -- scheduling ------------------------------------------------------------------------------

@@ -335,6 +335,24 @@ def test_hot_reload_adds_removes_and_survives_invalid_edit(
     assert daemon.stop() == 0
 
 
+def test_a_second_daemon_on_the_same_database_is_refused(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
+) -> None:
+    server.add("/a.xml", rss(("a1", "one")))
+    write_config(tmp_path, [{"name": "a", "url": server.url("/a.xml"), "interval": "1h"}])
+    first = start_daemon()
+    second = run_cli("run", "--port", str(free_port()), cwd=tmp_path, timeout=20)
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"Error: cannot start: another daemon (pid {first.proc.pid}) is already running on "
+        f"{tmp_path / 'agg.db'}"
+    )
+    assert first.get("/healthz").status_code == 200
+    assert first.stop() == 0
+    third = start_daemon()  # the lock went with the first daemon
+    assert third.stop() == 0
+
+
 def test_sighup_reloads_at_once(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
     server.add("/a.xml", rss(("a1", "one")))
     path = write_config(tmp_path, [{"name": "a", "url": server.url("/a.xml"), "interval": "1h"}])
