@@ -13,7 +13,7 @@ import pytest
 
 from aggregator.fetch import make_session
 from aggregator.pipeline import INLINE, fetch_sources, record, retrieve
-from aggregator.publish import build_site
+from aggregator.publish import build_site, publish_changed
 from aggregator.store import SourceState, Store, to_db_time
 
 from .conftest import fixture
@@ -659,3 +659,31 @@ def test_posts_retention_deleted_do_not_come_back_at_the_next_poll(
                          site={"retention_days": 30})
     assert fetch(config, store).new == 1
     assert build_site(config, store).deleted_posts == 0
+
+
+def test_a_renamed_category_leaves_the_site_once_its_posts_have_moved(
+    server: FeedServer, make_config: Any, open_store: Any, tmp_path: Any
+) -> None:
+    """Renaming a category (or removing its source) must not leave the old one listed, empty, for
+    ever: once no post is in it and feeds.yaml does not name it, its files and its OPML entry go."""
+    server.add("/a.xml", rss(item("1", "one", date="Mon, 28 Mar 2022 10:00:00 +0800")), etag='"1"')
+    config = make_config([{"name": "a", "url": server.url("/a.xml"), "category": "Old Name"}])
+    store = open_store(config)
+    report = fetch(config, store)
+    publish_changed(config, store, report.changed_categories, report.changed_tags, report.changed_post_ids)
+    out = config.site.output_dir
+    assert (out / "old-name" / "feed.xml").is_file()
+
+    config = make_config([{"name": "a", "url": server.url("/a.xml"), "category": "New Name"}])
+    server.add("/a.xml", rss(item("1", "one", date="Mon, 28 Mar 2022 10:00:00 +0800")), etag='"2"')
+    report = fetch(config, store)
+    assert report.updated == 1 and "old-name" in report.changed_categories
+    publish_changed(config, store, report.changed_categories, report.changed_tags, report.changed_post_ids)
+    assert not (out / "old-name").exists() and (out / "new-name" / "feed.xml").is_file()
+    assert "old-name" not in (out / "feeds.opml").read_text(encoding="utf-8")
+    assert "Old Name" not in (out / "index.html").read_text(encoding="utf-8")
+    # a full build agrees, and removes what an older version left behind
+    (out / "old-name").mkdir()
+    (out / "old-name" / "feed.xml").write_text("stale", encoding="utf-8")
+    build_site(config, store)
+    assert not (out / "old-name").exists()

@@ -8,6 +8,7 @@ per-output functions, so the incremental path gives the same bytes as a full bui
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -36,6 +37,7 @@ HOME_POSTS_PER_CATEGORY = 5
 TAG_DIR = "tag"
 FEED_FILES = ("feed.xml", "atom.xml", "feed.json")
 TAG_FEED_FILES = ("feed.xml", "atom.xml")
+CATEGORY_FILES = ("feed.xml", "atom.xml", "feed.json", "index.html")
 _SAFE_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -86,9 +88,16 @@ class _Publisher:
     # -- what exists ---------------------------------------------------------------------------
 
     def categories(self) -> list[str]:
-        """Every category to publish: the config's (even empty ones), then any others in the database."""
-        slugs = list(self.config.categories) + sorted(set(self.names) - set(self.config.categories))
+        """Every category to publish: the config's (even empty ones), then others still holding posts
+        (a category renamed or removed in feeds.yaml, until its posts are gone)."""
+        others = {s for s in self.names if s not in self.config.categories and self.counts.get(s, 0)}
+        slugs = list(self.config.categories) + sorted(others)
         return [s for s in slugs if self.safe(s, "category")]
+
+    def stale_categories(self) -> list[str]:
+        """Categories stored once that are no longer published: no longer configured, no posts left."""
+        published = set(self.categories())
+        return sorted(s for s in self.names if s not in published and self.safe(s, "category"))
 
     def safe(self, slug: str, kind: str) -> bool:
         """Slugs are safe by construction, but the database may hold anything: skip (and say) otherwise."""
@@ -141,7 +150,13 @@ class _Publisher:
             self.write(render_json(info, items), *folder, "feed.json")
 
     def category(self, slug: str) -> None:
-        """SLUG/feed.xml, atom.xml, feed.json and index.html."""
+        """SLUG/feed.xml, atom.xml, feed.json and index.html; removed for a stale category."""
+        if slug not in self.config.categories and not self.counts.get(slug, 0):
+            for file in CATEGORY_FILES:
+                self.remove(slug, file)
+            with contextlib.suppress(OSError):  # the folder, when nothing else is in it
+                inside(self.site.output_dir, slug).rmdir()
+            return
         name = self.names.get(slug, slug)
         posts = self.store.posts(category=slug, limit=self.site.feed_size)
         title = f"{name} · {self.site.title}"
@@ -284,7 +299,7 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
     publisher = _Publisher(config, store, now)
     publisher.report.deleted_posts = deleted
     finish_jekyll = publisher.start_jekyll()
-    for slug in publisher.categories():
+    for slug in publisher.categories() + publisher.stale_categories():
         publisher.category(slug)
     for slug in sorted(publisher.tags):
         if publisher.safe(slug, "tag"):
