@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from .config import Config, load_config
 from .errors import AggregatorError, ConfigError, NotFoundError, StoreError
-from .store import Store
+from .store import Store, from_db_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -109,10 +110,12 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     (out if out.is_terminal else wide).print(table)
 
 
-def source_table_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A `sources list` / `status` row shaped for a table: short times, yes/no, the note that matters."""
-    for key in ("last_fetch", "next_due"):
-        row[key] = (row.get(key) or "-").replace("T", " ")[:16]
+def source_table_row(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    """A `sources list` / `status` row shaped for a table: short times in the site's zone (as `posts`
+    shows dates; the JSON keeps UTC), yes/no, the note that matters."""
+    for key in ("last_fetch", "last_success", "next_due"):
+        when = from_db_time(row.get(key))
+        row[key] = when.astimezone(zone).strftime("%Y-%m-%d %H:%M") if when else "-"
     row["enabled"] = "yes" if row["enabled"] else "no"
     row["categories"] = ",".join(row["categories"])
     if row["moved_to"]:

@@ -104,8 +104,9 @@ def status(ctx: Context, fmt: str) -> None:
         print_json(rows)
         return
     print_table(
-        [source_table_row(row) for row in rows],
-        ["name", "category", "state", "http_status", "last_fetch", "failures", "posts", "next_due", "last_error"],
+        [source_table_row(row, ctx.config.site.timezone) for row in rows],
+        ["name", "category", "state", "http_status", "last_fetch", "last_success", "failures", "posts", "next_due",
+         "last_error"],
     )
     counts = Counter(row["state"] for row in rows)
     click.echo(

@@ -69,6 +69,7 @@ def source_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str
                 "result": state.result if fresh else "",
                 "http_status": state.http_status if fresh else None,
                 "last_fetch": state.last_fetch if fresh else None,
+                "last_success": state.last_success if fresh else None,
                 "last_error": state.error if fresh else "",
                 "failures": state.failures if fresh else 0,
                 "new": state.new if fresh else 0,

@@ -10,7 +10,9 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -151,6 +153,13 @@ def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
         assert table[0].split()[0] == "name" and table[0].split()[-1] == "last_error", command
         assert table[1].startswith("down ") and table[1].rstrip().endswith("connection refused"), command
         assert len(table[1]) > 80 and re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d ", table[1]), command
+    # the table shows times in the site's zone (Asia/Shanghai here), the JSON in UTC; never a success yet
+    local = datetime.fromisoformat(row["last_fetch"]).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    (status_row,) = json.loads(run_cli("status", "--format", "json", cwd=tmp_path).stdout)
+    assert status_row["last_success"] is None and status_row["last_fetch"] == row["last_fetch"]
+    columns = run_cli("status", cwd=tmp_path).stdout.splitlines()[0].split()
+    cells = re.split(r"\s{2,}|(?<=\d\d:\d\d) ", run_cli("status", cwd=tmp_path).stdout.splitlines()[1])
+    assert columns[4:6] == ["last_fetch", "last_success"] and local in cells and cells[cells.index(local) + 1] == "-"
 
 
 def test_invalid_config_exit_2_and_nothing_stored_is_lost(server: FeedServer, tmp_path: Path) -> None:
