@@ -27,7 +27,15 @@ _XML_DECL = re.compile(rb"^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "x-gbk", "cp936", "euc-cn", "gb_2312-80", "csgb2312"}
 _HTML_TYPES = {"text/html", "application/xhtml+xml"}
-_ENTITY = re.compile(rb"<!ENTITY\s+%?\s*([^\s>]+)\s+([^>]*)>", re.IGNORECASE)
+# the prolog, token by token: space, processing instructions, comments and the DOCTYPE with its
+# internal subset read quote by quote (a "]>" inside a quoted value does not end it). Each
+# alternative starts with a different character, so matching is linear.
+_PROLOG_TOKEN = re.compile(
+    rb"""\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>"']|"[^"]*"|'[^']*')*"""
+    rb"""(?:\[(?:<!--.*?-->|"[^"]*"|'[^']*'|[^\]"'<]|<(?!!--))*\])?\s*>""",
+    re.IGNORECASE | re.DOTALL,
+)
+_ENTITY = re.compile(rb"""<!ENTITY\s+%?\s*([^\s>]+)\s+((?:"[^"]*"|'[^']*'|[^>"'])*)>""", re.IGNORECASE)
 _CHAR_REF = re.compile(rb"&#(?:[0-9]+|x[0-9a-fA-F]+);")
 MAX_ENTITIES = 50
 MAX_ENTITY_LENGTH = 40
@@ -93,13 +101,9 @@ def refuse_entity_declarations(body: bytes) -> None:
     Entity expansion ("billion laughs", quadratic blow-up) and external entities are attacks, not
     feeds: feedparser would strip them and fall back to its loose parser, which looks like success.
     """
-    start = body.find(b"<!DOCTYPE", 0, 4096)
-    if start < 0:
-        start = body.find(b"<!doctype", 0, 4096)
-    if start < 0:
+    subset = _doctype(body)
+    if not subset:
         return
-    end = body.find(b"]>", start)
-    subset = body[start : end if end > 0 else start + 65536]
     declarations = _ENTITY.findall(subset)
     if len(declarations) > MAX_ENTITIES:
         raise ParseError(f"refused: the document declares {len(declarations)} XML entities")
@@ -108,6 +112,22 @@ def refuse_entity_declarations(body: bytes) -> None:
         if len(value) > MAX_ENTITY_LENGTH or re.search(rb"[&%]|SYSTEM|PUBLIC", literal):
             raise ParseError(f"refused: XML entity {name.decode('ascii', 'replace')!r} is external, "
                              "nested or too long (entity expansion or XXE attack)")
+
+
+def _doctype(body: bytes) -> bytes:
+    """The document's DOCTYPE declaration ('' when none), read through the whole prolog, however
+    long its comments; an unterminated one counts to the end of the body."""
+    position = 3 if body.startswith(b"\xef\xbb\xbf") else 0
+    while position < len(body):
+        token = _PROLOG_TOKEN.match(body, position)
+        if token is None:
+            if body[position : position + 9].upper() == b"<!DOCTYPE":
+                return body[position:]  # not closed: everything after it may be declarations
+            return b""  # the root element (or not XML at all): no DOCTYPE
+        if token.group()[:9].upper() == b"<!DOCTYPE":
+            return token.group()
+        position = token.end()
+    return b""
 
 
 def _as_datetime(parsed: Any) -> datetime | None:

@@ -135,7 +135,14 @@ QUADRATIC = (
 )
 
 
-@pytest.mark.parametrize("bomb", [BILLION_LAUGHS, QUADRATIC], ids=["billion-laughs", "quadratic-blowup"])
+# the DOCTYPE pushed past the first 4 KB by a comment, and a "]>" inside an entity's value: both once
+# hid the declarations from the check, leaving expat's own 100x amplification limit as the only guard
+PADDED = BILLION_LAUGHS.replace("<!DOCTYPE", "<!-- " + "x" * 5000 + " -->\n<!DOCTYPE", 1)
+EARLY_END = QUADRATIC.replace("<!ENTITY a ", '<!ENTITY x "]>"><!ENTITY a ', 1)
+
+
+@pytest.mark.parametrize("bomb", [BILLION_LAUGHS, QUADRATIC, PADDED, EARLY_END],
+                         ids=["billion-laughs", "quadratic-blowup", "doctype-after-4kb", "early-subset-end"])
 def test_entity_expansion_is_bounded_and_fails_the_source(server: FeedServer, tmp_path: Path, bomb: str) -> None:
     """Parsing stays fast and small, the source is recorded as failed, nothing of it is stored, others go on."""
     config(
