@@ -42,7 +42,12 @@ def page_encoding(body: bytes, content_type: str) -> str:
 
 
 def decode_page(body: bytes, content_type: str) -> str:
-    return body.decode(page_encoding(body, content_type), errors="replace")
+    """The page as text; a charset Python knows but cannot read a page with (`idna`, `punycode`)
+    is read as UTF-8 rather than failing."""
+    try:
+        return body.decode(page_encoding(body, content_type), errors="replace")
+    except (UnicodeError, LookupError):
+        return body.decode("utf-8", errors="replace")
 
 
 def _select(page: str, selector: str) -> str:

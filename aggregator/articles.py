@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .config import Source
-from .errors import FetchError
+from .errors import FetchError, unexpected
 from .fetch import FetchLimits, HostLimits, fetch_url
 from .store import Store, StoreResult
 from .workers import CpuPool, extract_job
@@ -59,11 +59,14 @@ def fetch_article(
                 session, link, limits=limits, headers=dict(source.headers) if own_host else None,
                 user_agent=source.user_agent, verify=source.verify_tls,
             )
+        job = (response.body or b"", response.headers.get("content-type", ""), response.url, source.full_text_selector)
+        article.content = cpu.run(extract_job, *job) if cpu is not None else extract_job(*job)
     except FetchError as exc:
         article.error = str(exc)
         return article
-    job = (response.body or b"", response.headers.get("content-type", ""), response.url, source.full_text_selector)
-    article.content = cpu.run(extract_job, *job) if cpu is not None else extract_job(*job)
+    except Exception as exc:  # a page nobody foresaw fails this article (tried again later), nothing else
+        article.error = unexpected(exc)
+        return article
     if not article.content:
         article.error = "no article text found on the page"
     return article

@@ -39,3 +39,8 @@ class StoreError(AggregatorError):
 class PublishError(AggregatorError, OSError):
     """An output file or folder cannot be written (names the path). An OSError too, so code that
     guards against a full disk or a read-only folder catches it."""
+
+
+def unexpected(exc: BaseException) -> str:
+    """One line for an error no code path expected (recorded on the source, like any failure)."""
+    return f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0][:300]

@@ -120,11 +120,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²", which isdigit() too
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None
@@ -290,8 +290,11 @@ def fetch_url(
         if not response.is_redirect:
             break
         permanent = permanent and response.status_code in PERMANENT
-        target = urljoin(current, response.headers.get("Location", ""))
         response.close()
+        try:
+            target = urljoin(current, response.headers.get("Location", ""))
+        except ValueError:  # e.g. "http://[::1/x": not a URL
+            raise FetchError(f"redirect to an invalid URL: {response.headers.get('Location', '')[:200]!r}") from None
         if urlsplit(target).scheme not in ("http", "https"):
             raise FetchError(f"redirect to a non-http(s) URL refused: {target[:200]}")
         current = target

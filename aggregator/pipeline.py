@@ -20,7 +20,7 @@ import requests
 
 from .articles import Article, ArticleReport, fetch_articles, owed_articles, record_articles
 from .config import Config, Source
-from .errors import FetchError
+from .errors import FetchError, unexpected
 from .fetch import FetchLimits, HostLimits, fetch_url, make_session
 from .memory import release_free_memory
 from .models import FetchResult, Post, SourceOutcome
@@ -105,6 +105,9 @@ def retrieve(
             )
     except FetchError as exc:
         outcome.error, outcome.http_status, outcome.retry_after = str(exc), exc.status, exc.retry_after
+        return Retrieved(outcome)
+    except Exception as exc:  # an answer nobody foresaw fails this source, never the whole pass
+        outcome.error = unexpected(exc)
         return Retrieved(outcome)
     outcome.http_status = response.status
     outcome.url = response.url

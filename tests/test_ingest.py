@@ -687,3 +687,25 @@ def test_a_renamed_category_leaves_the_site_once_its_posts_have_moved(
     (out / "old-name" / "feed.xml").write_text("stale", encoding="utf-8")
     build_site(config, store)
     assert not (out / "old-name").exists()
+
+
+def test_hostile_answers_fail_their_own_source_never_the_pass(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """A redirect to a non-URL, a Retry-After of '²' and an article page in the 'idna' charset each
+    once raised out of fetch_sources: the whole pass stopped, the good source was not recorded."""
+    server.add("/good.xml", rss(item("g1", "good", link=server.url("/page.html"))))
+    server.add("/page.html", b'<html><head><meta charset="idna"></head><body><article><p>' + b"text " * 200
+               + b"</p></article></body></html>", content_type="text/html")
+    config = make_config([
+        {"name": "a-location", "url": server.add("/loc.xml", b"", status=302, headers={"Location": "http://[::1/x"})},
+        {"name": "b-retry", "url": server.add("/retry.xml", b"busy", status=503, headers={"Retry-After": "\xb2"})},
+        {"name": "c-good", "url": server.url("/good.xml"), "full_text": True},
+    ])
+    store = open_store(config)
+    report = fetch(config, store)
+    errors = {o.source: o.error for o in report.outcomes}
+    assert errors["a-location"] == "redirect to an invalid URL: 'http://[::1/x'"
+    assert errors["b-retry"] == "HTTP 503 Service Unavailable" and report.outcomes[1].retry_after is None
+    assert errors["c-good"] == "" and report.outcomes[2].articles_ok == 1
+    assert "text text" in store.posts()[0].content
