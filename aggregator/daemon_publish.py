@@ -83,8 +83,9 @@ class PublishingMixin:
             report = publish_changed(
                 self.config, self.publish_store, pending["categories"], pending["tags"], sorted(pending["posts"])
             )
-        except OSError as exc:
-            LOG.error("publish failed, old files kept, retrying in %ds: %s", PUBLISH_RETRY, exc)
+        except Exception as exc:  # a full disk, a read-only folder, or a bug: say so, keep serving
+            LOG.error("publish failed, old files kept, retrying in %ds: %s", PUBLISH_RETRY, exc,
+                      exc_info=not isinstance(exc, OSError))
             self.publish_error = str(exc)
             with self._pending_lock:
                 for key, value in pending.items():
@@ -102,8 +103,8 @@ class PublishingMixin:
         started = time.monotonic()
         try:
             report = build_site(self.config, self.publish_store)
-        except OSError as exc:
-            LOG.error("build failed, retrying in %ds: %s", PUBLISH_RETRY, exc)
+        except Exception as exc:
+            LOG.error("build failed, retrying in %ds: %s", PUBLISH_RETRY, exc, exc_info=not isinstance(exc, OSError))
             self.publish_error = str(exc)
             self.scheduler.add_job(
                 self._publish_all,

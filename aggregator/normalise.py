@@ -29,6 +29,10 @@ _CST = re.compile(r"\bCST\s*\)?\s*$")
 _NUMERIC_OFFSET = re.compile(r"[+-]\d{2}:?\d{2}\b")
 
 
+_NOT_IN_MEDIA_TYPE = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z/;= \"]")  # RFC 9110 tokens, parameters
+EARLIEST_YEAR = 1900  # earlier is garbage (year 1 cannot even be shown in a zone west of UTC): missing
+
+
 def read_date(raw: str, parsed: datetime | None, zone: ZoneInfo) -> datetime | None:
     """The aware datetime of an entry date.
 
@@ -36,7 +40,7 @@ def read_date(raw: str, parsed: datetime | None, zone: ZoneInfo) -> datetime | N
     wall-clock time is read in `zone` (the source's, else the site's) instead. So is `CST` when
     that zone is at +08:00, where it means China Standard Time.
     """
-    if parsed is None:
+    if parsed is None or parsed.year < EARLIEST_YEAR:
         return None
     wall: datetime | None = None
     if raw and not names_zone(raw):
@@ -194,7 +198,7 @@ class Normaliser:
         for enc in enclosures:
             url = web_url(absolute_url(enc.url, base))
             if url:
-                kind = enc.type.strip().lower()
+                kind = _NOT_IN_MEDIA_TYPE.sub("", enc.type).lower()
                 if kind in ("", "text/html"):
                     kind = mimetypes.guess_type(urlsplit(url).path)[0] or "application/octet-stream"
                 result.append(Enclosure(url, kind[:100], enc.length))

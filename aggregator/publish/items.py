@@ -86,7 +86,7 @@ def atom_id(post: Post) -> str:
     changes when the post is updated and two sources' identical relative guids stay distinct.
     """
     guid = post.guid.strip()
-    if guid and is_absolute_iri(guid):
+    if guid and is_absolute_iri(guid) and xml_text(guid) == guid:  # XML must be able to carry it
         return guid
     return "urn:uuid:" + str(uuid.uuid5(ATOM_ID_NAMESPACE, f"{post.source}\x00{guid or post.id}"))
 
@@ -118,7 +118,7 @@ def feed_item(post: Post, zone: tzinfo, category_names: Mapping[str, str], sourc
         summary=xml_text(post.summary),
         content=xml_text(content),
         categories=_names(post, category_names),
-        enclosures=tuple(post.enclosures),
+        enclosures=tuple(Enclosure(xml_text(e.url), xml_text(e.type), e.length) for e in post.enclosures),
         source_name=xml_text(post.source),
         source_url=source_urls.get(post.source, ""),
     )

@@ -256,6 +256,34 @@ def test_out_of_range_date_does_not_fail_the_whole_source(site: Site) -> None:
     site.assert_nothing_written_outside()
 
 
+def test_control_characters_and_year_one_never_stop_publishing(site: Site) -> None:
+    """An enclosure type or an absolute-IRI id with a control character, and a date in year 1 in a site
+    west of UTC (no such local time): each once made every build and publish fail, for good."""
+    json_feed = json.dumps({
+        "version": "https://jsonfeed.org/version/1.1", "title": "j",
+        "items": [{"id": "http://j.example.com/guid\u0001x", "url": "http://j.example.com/1", "title": "ctl id",
+                   "content_text": "x", "attachments": [{"url": "http://j.example.com/a.mp3",
+                                                         "mime_type": "audio/mpeg\u0001"}]}],
+    })
+    rss_feed = rss([item("y1", "year one", link="http://y.example.com/1", date="Mon, 01 Jan 0001 00:00:00 GMT")])
+    sources = [{"name": "json", "url": site.server.add("/j.json", json_feed, content_type="application/feed+json"),
+                "category": "j"},
+               {"name": "old", "url": site.server.add("/y.xml", rss_feed), "category": "y"}]
+    write_config(site.root, sources, site={"timezone": "America/New_York"}, jekyll={"dir": "jekyll"},
+                 defaults={"interval": "30m", "timeout": "5s", "deadline": "20s"})
+    site.before = site.snapshot()
+    site.fetch_and_build()
+    atom = etree.parse(str(site.public / "j" / "atom.xml"))
+    entry_id = atom.findtext(".//{http://www.w3.org/2005/Atom}entry/{http://www.w3.org/2005/Atom}id")
+    assert entry_id.startswith("urn:uuid:"), entry_id
+    enclosure = etree.parse(str(site.public / "j" / "feed.xml")).find(".//enclosure")
+    assert enclosure.get("type") == "audio/mpeg"
+    [old] = posts_of(site.db, "old")
+    assert old["date"] > "2000", old["date"]  # year 1 is no date: the first-seen time
+    listed = cli("posts", "--format", "json", cwd=site.root)
+    assert listed.returncode == 0 and "year one" in listed.stdout, str(listed)
+
+
 def test_extreme_dates_give_valid_dates_in_every_output(site: Site) -> None:
     """Years 1900 and 9999, garbage, empty, an impossible day and the epoch's eve: every entry is stored and
     every date written is valid in its format (RFC 822 in RSS, RFC 3339 in Atom and JSON Feed, Jekyll's
