@@ -254,6 +254,17 @@ def send_get(
                         proxies=session.proxies)
 
 
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port: where a source's own headers (a token) may be sent. Another port of
+    the same host is another server, and https to http would send them in clear."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return ("", "", None)
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), port)
+
+
 def fetch_url(
     session: requests.Session,
     url: str,
@@ -269,15 +280,15 @@ def fetch_url(
 
     A 304 returns a result without a body. Any status other than 200-299 and 304 raises, with the
     status and any Retry-After attached to the error. Redirects are followed here rather than by
-    requests so that `headers` (which may carry a token) only ever go to the URL's own host, and so
+    requests so that `headers` (which may carry a token) only ever go to the URL's own origin, and so
     we know whether every hop was permanent.
     """
     started = time.monotonic()
-    origin = urlsplit(url).hostname
+    origin = origin_of(url)
     permanent, current = True, url
     for _hop in range(MAX_REDIRECTS + 1):
         request_headers = {"User-Agent": user_agent} if user_agent else {}
-        if urlsplit(current).hostname == origin:
+        if origin_of(current) == origin:
             request_headers.update(headers or {})
         if etag:
             request_headers["If-None-Match"] = etag

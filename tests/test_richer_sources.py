@@ -322,6 +322,30 @@ def test_headers_and_env_token_reach_only_the_feed_host_and_appear_nowhere(serve
             assert token.encode() not in file.read_bytes(), file
 
 
+def test_headers_do_not_follow_to_another_port_of_the_same_host(server: FeedServer, tmp_path: Path) -> None:
+    """Another port is another server: neither a redirect nor an article link takes the token there."""
+    elsewhere = FeedServer().start()
+    try:
+        elsewhere.add("/p.xml", teaser_feed(elsewhere, [("p1", "跳转")], base="http://p.example.com"))
+        elsewhere.add("/news/a1.html", article("文章"), content_type="text/html")
+        server.redirect("/jump.xml", elsewhere.url("/p.xml"), 302)
+        server.add("/art.xml", teaser_feed(server, [("a1", "文章")], base=elsewhere.url("")))
+        token = {"X-Token": "s3cr3t"}
+        write_config(tmp_path, [
+            {"name": "jump", "url": server.url("/jump.xml"), "headers": token},
+            {"name": "art", "url": server.url("/art.xml"), "headers": token, "full_text": True},
+        ])
+        result = run_cli("fetch", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert server.hits("/jump.xml")[0].headers["x-token"] == "s3cr3t"
+        assert server.hits("/art.xml")[0].headers["x-token"] == "s3cr3t"
+        for path in ("/p.xml", "/news/a1.html"):
+            (hit,) = elsewhere.hits(path)
+            assert "x-token" not in hit.headers, path
+    finally:
+        elsewhere.stop()
+
+
 def test_unset_environment_variable_is_a_config_error(tmp_path: Path) -> None:
     write_config(
         tmp_path, [{"name": "p", "url": "https://p.example.com/rss", "headers": {"X-Key": "${NOT_SET_ANYWHERE}"}}]
