@@ -43,4 +43,6 @@ class PublishError(AggregatorError, OSError):
 
 def unexpected(exc: BaseException) -> str:
     """One line for an error no code path expected (recorded on the source, like any failure)."""
+    if isinstance(exc, AggregatorError):  # ours: the message says it all
+        return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
     return f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0][:300]

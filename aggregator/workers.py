@@ -74,6 +74,10 @@ def extract_job(body: bytes, content_type: str, url: str, selector: str) -> str:
     return sanitise_html(html, url) if html else ""
 
 
+class WorkerDied(AggregatorError):
+    """A worker process ended while running a job."""
+
+
 class CpuPool:
     """A lazily started process pool (or inline execution with `processes=0`)."""
 
@@ -106,12 +110,17 @@ class CpuPool:
             return self._pool().submit(func, *args)
 
     def run(self, func: Callable[..., T], *args: Any) -> T:
-        """Run `func(*args)` in a worker and wait for it (from any thread)."""
+        """Run `func(*args)` in a worker and wait for it (from any thread).
+
+        When the worker dies meanwhile (killed, out of memory: possibly by this very job) the job is
+        not run again here, where it could take the daemon down with it: WorkerDied is raised, the
+        job's source records it as its failure, and the next job gets a fresh pool.
+        """
         try:
             return self.submit(func, *args).result()
         except BrokenProcessPool:
             self._reset()
-            return func(*args)  # once, here, rather than lose the work
+            raise WorkerDied("the worker process died on this job (killed or out of memory)") from None
 
     def _reset(self) -> None:
         with self._lock:

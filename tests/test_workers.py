@@ -7,7 +7,9 @@ import os
 import sys
 import time
 
-from aggregator.workers import CpuPool
+import pytest
+
+from aggregator.workers import CpuPool, WorkerDied
 
 
 def test_jobs_run_in_worker_processes() -> None:
@@ -61,3 +63,15 @@ def test_workers_share_the_preloaded_modules_frozen() -> None:
 
 def _loaded_modules() -> set[str]:
     return set(sys.modules)
+
+
+def test_a_job_that_kills_its_worker_is_not_run_again_in_the_caller() -> None:
+    """Re-running it here could take the daemon down the same way (out of memory): it fails instead,
+    and the pool starts afresh for the next job."""
+    pool = CpuPool(processes=1)
+    try:
+        with pytest.raises(WorkerDied, match="worker process died"):
+            pool.run(os._exit, 3)  # would end this test's process if it ran here
+        assert pool.run(os.getpid) != os.getpid()
+    finally:
+        pool.shutdown()

@@ -141,6 +141,21 @@ PADDED = BILLION_LAUGHS.replace("<!DOCTYPE", "<!-- " + "x" * 5000 + " -->\n<!DOC
 EARLY_END = QUADRATIC.replace("<!ENTITY a ", '<!ENTITY x "]>"><!ENTITY a ', 1)
 
 
+def test_deeply_nested_html_is_stored_as_text_not_parsed_for_minutes(server: FeedServer, tmp_path: Path) -> None:
+    """`<ul><li>` 80,000 times (640 KB): an HTML parser's cost grows with the square of the depth, and
+    this kept a worker busy for 18 minutes, every poll. Past 1,000 levels the entry is read as text."""
+    deep = "<ul><li>" * 80_000 + "<script>alert(1)</script>deep end"
+    feed = rss([item("deep-1", "deep", link="http://deep.example.com/1", description=f"<![CDATA[{deep}]]>")])
+    config(tmp_path, [{"name": "deep", "url": server.add("/deep.xml", feed)},
+                      {"name": "good", "url": server.add("/good.xml", GOOD)}])
+    run = cli("fetch", cwd=tmp_path)
+    assert_no_traceback(run)
+    assert run.returncode == 0 and run.seconds < 20, str(run)
+    (post,) = posts_of(tmp_path / "agg.db", "deep")
+    assert post["content"].endswith("deep end") and "<" not in post["content"]  # the script's text is inert text
+    assert len(posts_of(tmp_path / "agg.db", "good")) == 1
+
+
 @pytest.mark.parametrize("bomb", [BILLION_LAUGHS, QUADRATIC, PADDED, EARLY_END],
                          ids=["billion-laughs", "quadratic-blowup", "doctype-after-4kb", "early-subset-end"])
 def test_entity_expansion_is_bounded_and_fails_the_source(server: FeedServer, tmp_path: Path, bomb: str) -> None:
