@@ -21,10 +21,10 @@ from urllib.request import getproxies
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from . import __version__
+from .deadline import DeadlineAdapter, fetch_deadline
 from .errors import FetchError
 from .models import FetchResult
 
@@ -101,7 +101,7 @@ def make_session(pool_size: int = 16) -> requests.Session:
     if bundle and not session.trust_env:
         session.verify = bundle  # as requests would have, read once
     session.cookies.set_policy(_NoCookies())
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    adapter = DeadlineAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers.update(
@@ -284,6 +284,14 @@ def fetch_url(
     we know whether every hop was permanent.
     """
     started = time.monotonic()
+    with fetch_deadline(started + limits.deadline):
+        return _fetch_url(session, url, etag, last_modified, limits, headers, user_agent, verify, started)
+
+
+def _fetch_url(
+    session: requests.Session, url: str, etag: str, last_modified: str, limits: FetchLimits,
+    headers: dict[str, str] | None, user_agent: str, verify: bool, started: float,
+) -> FetchResult:
     origin = origin_of(url)
     permanent, current = True, url
     for _hop in range(MAX_REDIRECTS + 1):
@@ -297,6 +305,8 @@ def fetch_url(
         try:
             response = send_get(session, current, request_headers, limits.timeout, verify)
         except requests.RequestException as exc:
+            if time.monotonic() - started >= limits.deadline:  # the watcher cut a server still sending headers
+                raise FetchError(f"no complete response within the {limits.deadline:g} s deadline") from None
             raise FetchError(_reason(exc)) from None
         if not response.is_redirect:
             break

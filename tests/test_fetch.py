@@ -8,6 +8,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -201,6 +202,33 @@ def test_dripping_server_hits_total_deadline(server: FeedServer) -> None:
     with pytest.raises(FetchError, match="deadline"):
         fetch_url(make_session(), url, limits=FetchLimits(timeout=1, deadline=1.5))
     assert time.monotonic() - started < 4
+
+
+def _drip_bytes(prefix: bytes) -> Any:
+    def handler(request: Any) -> None:
+        try:
+            request.wfile.write(prefix)
+            for _ in range(40):  # a byte every 0.25 s: each read is quick, the whole never ends
+                request.wfile.write(b"a")
+                request.wfile.flush()
+                time.sleep(0.25)
+        except OSError:
+            return
+    return handler
+
+
+@pytest.mark.parametrize("prefix", [b"HTTP/1.1 200 OK\r\nX-Slow: ", b"HTTP/1.1 2"], ids=["headers", "status-line"])
+def test_a_server_dripping_its_headers_hits_the_total_deadline(server: FeedServer, prefix: bytes) -> None:
+    """requests' timeout bounds each read: headers sent a byte at a time once held a fetch thread for
+    ever (and every source queued behind it). The deadline covers the wait for the headers too."""
+    url = server.add("/drip-headers.xml", handler=_drip_bytes(prefix))
+    session = make_session()
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="no complete response within the 1.5 s deadline"):
+        fetch_url(session, url, limits=FetchLimits(timeout=1, deadline=1.5))
+    assert time.monotonic() - started < 4
+    ok = server.add("/fine.xml", fixture("rss20.xml"))  # the session is still good for the next source
+    assert fetch_url(session, ok, limits=FetchLimits(timeout=1, deadline=1.5)).status == 200
 
 
 def test_server_error_raises_with_status(server: FeedServer) -> None:

@@ -1,0 +1,132 @@
+"""A fetch's total deadline over the wait for the response's headers.
+
+requests' `timeout` bounds each socket read, so a server that sends its status line or headers a
+byte at a time never times out: the fetch thread would wait forever, and with it every source
+queued behind it. `fetch_url` names its deadline for the calling thread (`fetch_deadline`); each
+connection of the session's adapter (`DeadlineAdapter`) hands its socket to one shared watcher
+thread while it waits for the headers, and the watcher shuts the socket down if the deadline
+passes first, which makes the blocked read fail at once. (The body has its own watchdog in
+`fetch._read_body`.) One thread and a heap, not a timer per request: a pass of 1,000 conditional
+GETs pays a lock and a heap push for each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.response import HTTPResponse
+
+_thread_deadline = threading.local()
+
+
+class _Watcher:
+    """Shuts down sockets still waiting when their deadline passes."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int]] = []
+        self._waiting: dict[int, socket.socket] = {}
+        self._keys = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, sock: socket.socket, deadline: float) -> int:
+        with self._cond:
+            key = next(self._keys)
+            self._waiting[key] = sock
+            heapq.heappush(self._heap, (deadline, key))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fetch-deadline", daemon=True)
+                self._thread.start()
+            if self._heap[0][1] == key:
+                self._cond.notify()
+            return key
+
+    def unwatch(self, key: int) -> None:
+        with self._cond:
+            self._waiting.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                deadline, key = self._heap[0]
+                if key not in self._waiting:  # answered in time
+                    heapq.heappop(self._heap)
+                    continue
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+                sock = self._waiting.pop(key)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+_WATCHER = _Watcher()
+
+
+@contextlib.contextmanager
+def fetch_deadline(deadline: float) -> Iterator[None]:
+    """Within the block, this thread's requests give up waiting for headers at `deadline`
+    (time.monotonic())."""
+    outer = getattr(_thread_deadline, "at", None)
+    _thread_deadline.at = deadline
+    try:
+        yield
+    finally:
+        _thread_deadline.at = outer
+
+
+@contextlib.contextmanager
+def _watching(sock: socket.socket | None) -> Iterator[None]:
+    """While the block waits for the headers, `sock` is cut at this thread's fetch deadline."""
+    deadline = getattr(_thread_deadline, "at", None)
+    if deadline is None or sock is None:
+        yield
+        return
+    key = _WATCHER.watch(sock, deadline)
+    try:
+        yield
+    finally:
+        _WATCHER.unwatch(key)
+
+
+class _HTTPConnection(HTTPConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 declares it
+        with _watching(self.sock):
+            return super().getresponse()
+
+
+class _HTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 declares it
+        with _watching(self.sock):
+            return super().getresponse()
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections honour the thread's fetch deadline while waiting for
+    headers. (Through a proxy, requests builds other pools and only the per-read timeout applies.)"""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
