@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .config import Config, load_config
 from .errors import AggregatorError, ConfigError, NotFoundError, StoreError
@@ -106,7 +107,8 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     for column in columns:
         table.add_column(column, no_wrap=column not in TEXT_COLUMNS, overflow="fold")
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        # cells are remote text (titles, HTTP reasons): never read as rich markup like "[/bold]"
+        table.add_row(*(Text("" if row.get(c) is None else str(row.get(c))) for c in columns))
     (out if out.is_terminal else wide).print(table)
 
 

@@ -25,6 +25,9 @@ FUTURE_TOLERANCE = timedelta(days=1)
 TITLE_FALLBACK_LENGTH = 60
 SUMMARY_EXCERPT_LENGTH = 280
 MAX_GUID_LENGTH = 2048
+# an entry's own tags kept (the source's and the rules' always are): each tag gets a feed and every
+# item lists its tags, so 2,000 <category> elements in one entry made 4,000 files and 259 MB
+MAX_ENTRY_TAGS = 25
 _CST = re.compile(r"\bCST\s*\)?\s*$")
 _NUMERIC_OFFSET = re.compile(r"[+-]\d{2}:?\d{2}\b")
 
@@ -69,6 +72,20 @@ def _dedupe(names: Iterable[str]) -> list[str]:
         if name and key not in seen:
             seen.add(key)
             result.append(name)
+    return result
+
+
+def _first_tags(names: list[str], limit: int) -> list[str]:
+    """The first `limit` distinct names (compared as written, case aside), as written."""
+    seen: set[str] = set()
+    result = []
+    for name in names:
+        key = name.strip().casefold()
+        if key and key not in seen:
+            seen.add(key)
+            result.append(name)
+            if len(result) == limit:
+                break
     return result
 
 
@@ -144,7 +161,7 @@ class Normaliser:
         if _matches(self.source.exclude, [title, summary_text]):
             return None
         categories = [c.slug for c in self.source.categories]
-        tags = list(self.source.tags) + entry.tags
+        tags = list(self.source.tags) + _first_tags(entry.tags, MAX_ENTRY_TAGS)
         for rule in self.rules:
             if _matches([rule.match], [title, summary_text, *entry.tags]):
                 categories += [c.slug for c in rule.categories if c.slug not in categories]

@@ -31,7 +31,10 @@ def _date(text: Any) -> tuple[str, datetime | None]:
     except ValueError:
         return raw, None
     # like feedparser: a date without a zone is read as UTC here; normalise re-reads it in the source's zone
-    return raw, parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return raw, parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:30:00+14:00 is before year 1 in UTC: no date, not a failed source
+        return raw, None
 
 
 def _text(value: Any) -> str:

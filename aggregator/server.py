@@ -239,6 +239,10 @@ class FeedServer:
                 channel_timeout=15,
                 connection_limit=1000,
                 cleanup_interval=10,
+                # GET and HEAD only: a request body is never read, so none is spooled to disk
+                # (waitress would keep up to 1 GB of each); headers are bounded likewise
+                max_request_body_size=0,
+                max_request_header_size=64 * 1024,
             )
         except OSError as exc:
             raise ServeError(exc.errno, f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None

@@ -168,3 +168,15 @@ def test_port_in_use_is_an_error_in_the_caller(site: tuple[str, Path]) -> None:
 def test_healthz(site: tuple[str, Path]) -> None:
     response = requests.get(site[0] + "/healthz")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_a_request_body_is_refused_not_spooled_to_disk(site: tuple[str, Path]) -> None:
+    """waitress keeps a request's body (up to 1 GB by default) in a temporary file; we serve GET and
+    HEAD only, so a body is refused at once."""
+    base, _root = site
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /feed.xml HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n" + b"x" * 65536)
+        answer = sock.recv(200)
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert requests.get(base + "/feeds.opml", timeout=5).status_code == 200

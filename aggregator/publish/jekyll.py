@@ -166,7 +166,7 @@ def render_post(post: Post, settings: JekyllSettings) -> bytes:
         f"title: {yaml_quote(_inert_title(post.title))}",
         f"date: {local.strftime('%Y-%m-%d %H:%M:%S %z')}",
         f"categories: {yaml_scalar(slug) if slug else '[]'}",
-        f"tags: {yaml_tags(post.tags)}",
+        f"tags: {yaml_tags(_inert_title(t) for t in post.tags)}",  # printed unescaped by layouts too
         "---",
     ]
     body = "\n".join(lines) + "\n" + _inert_body(post.content or post.summary)
@@ -182,7 +182,8 @@ def render_post(post: Post, settings: JekyllSettings) -> bytes:
 
 
 def _inert_title(title: str) -> str:
-    """Layouts often insert `{{ page.title }}` unescaped: a title's `<` and `>` must not become tags."""
+    """Layouts often insert `{{ page.title }}` (and `{{ tag }}`) unescaped: a title's or a tag's `<`
+    and `>` must not become tags."""
     return title.replace("<", "&lt;").replace(">", "&gt;")
 
 

@@ -284,6 +284,31 @@ def test_control_characters_and_year_one_never_stop_publishing(site: Site) -> No
     assert listed.returncode == 0 and "year one" in listed.stdout, str(listed)
 
 
+def test_remote_text_is_never_markup_and_tags_are_bounded(site: Site) -> None:
+    """A title like `[/bold]` once crashed `posts` (rich markup); a tag `<img onerror>` reached Jekyll's
+    front matter raw (layouts print `{{ tag }}` unescaped); 2,000 tags on one entry made 4,000 files;
+    a JSON Feed date before year 1 in UTC failed its whole source."""
+    tags = "<category>&amp;lt;img src=x onerror=alert(1)&amp;gt;</category>" + "".join(
+        f"<category>t{n}</category>" for n in range(200))
+    feed = rss([item("m1", escape("[/bold] closing [link=https://evil.example/]x"), link="http://m.example.com/1",
+                     extra=tags)])
+    json_feed = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "j", "items": [
+        {"id": "early", "url": "http://j.example.com/e", "title": "early", "content_text": "x",
+         "date_published": "0001-01-01T00:30:00+14:00"}]})
+    site.configure([{"name": "markup", "url": site.server.add("/m.xml", feed), "category": "m"},
+                    {"name": "json", "url": site.server.add("/j.json", json_feed, content_type="application/feed+json"),
+                     "category": "j"}])
+    site.fetch_and_build()
+    listed = cli("posts", cwd=site.root)
+    assert listed.returncode == 0 and "[/bold] closing [link=https://evil.example/]x" in listed.stdout, str(listed)
+    [post] = posts_of(site.db, "markup")
+    assert len(json.loads(post["tags"])) == 25
+    assert len(list((site.public / "tag").iterdir())) <= 26
+    [meta] = [m for m in (front_matter(p)[0] for p in files_under(site.jekyll)) if "closing" in m["title"]]
+    assert "<img src=x onerror=alert(1)>" not in meta["tags"] and "&lt;img src=x onerror=alert(1)&gt;" in meta["tags"]
+    assert [p["title"] for p in posts_of(site.db, "json")] == ["early"]
+
+
 def test_extreme_dates_give_valid_dates_in_every_output(site: Site) -> None:
     """Years 1900 and 9999, garbage, empty, an impossible day and the epoch's eve: every entry is stored and
     every date written is valid in its format (RFC 822 in RSS, RFC 3339 in Atom and JSON Feed, Jekyll's
