@@ -17,7 +17,7 @@ import requests
 
 from .config import Source
 from .errors import FetchError, unexpected
-from .fetch import FetchLimits, HostLimits, fetch_url, origin_of
+from .fetch import FetchLimits, HostLimits, fetch_url, may_carry_headers, origin_of
 from .store import Store, StoreResult
 from .workers import CpuPool, extract_job
 
@@ -51,7 +51,7 @@ def fetch_article(
 ) -> Article:
     """Fetch one article here and extract it in a worker process (thread-safe, no database)."""
     article = Article(post_id, link)
-    own_host = origin_of(link) == origin_of(source.url)
+    own_host = may_carry_headers(origin_of(source.url), origin_of(link))
     polite = hosts(urlsplit(link).hostname or "") if hosts is not None else nullcontext()
     try:
         with polite:

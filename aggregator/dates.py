@@ -7,12 +7,16 @@ whole minutes, the clock time moving with it, so the instant written stays the s
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 
 def local_time(when: datetime, zone: tzinfo) -> datetime:
-    """`when` in `zone`, with a whole-minute UTC offset."""
-    local = when.astimezone(zone)
+    """`when` in `zone`, with a whole-minute UTC offset (in UTC when the zone cannot show it: year 1
+    west of Greenwich, stored by an older version)."""
+    try:
+        local = when.astimezone(zone)
+    except OverflowError:
+        return when.astimezone(UTC)
     offset = local.utcoffset() or timedelta(0)
     if offset.seconds % 60 == 0 and offset.microseconds == 0:
         return local

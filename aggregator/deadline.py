@@ -70,8 +70,10 @@ class _Watcher:
                     continue
                 heapq.heappop(self._heap)
                 sock = self._waiting.pop(key)
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                # under the lock: once unwatch() has returned, the connection may serve another
+                # request, which a late shutdown would cut
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 _WATCHER = _Watcher()

@@ -265,6 +265,12 @@ def origin_of(url: str) -> tuple[str, str, int | None]:
     return (parts.scheme.lower(), (parts.hostname or "").lower(), port)
 
 
+def may_carry_headers(origin: tuple[str, str, int | None], target: tuple[str, str, int | None]) -> bool:
+    """Whether a request to `target` may carry the headers configured for `origin`: the same origin,
+    or the same host upgraded from http to https on the default ports (never the other way)."""
+    return target == origin or (origin == ("http", target[1], 80) and target == ("https", origin[1], 443))
+
+
 def fetch_url(
     session: requests.Session,
     url: str,
@@ -296,7 +302,7 @@ def _fetch_url(
     permanent, current = True, url
     for _hop in range(MAX_REDIRECTS + 1):
         request_headers = {"User-Agent": user_agent} if user_agent else {}
-        if origin_of(current) == origin:
+        if may_carry_headers(origin, origin_of(current)):
             request_headers.update(headers or {})
         if etag:
             request_headers["If-None-Match"] = etag
@@ -308,6 +314,9 @@ def _fetch_url(
             if time.monotonic() - started >= limits.deadline:  # the watcher cut a server still sending headers
                 raise FetchError(f"no complete response within the {limits.deadline:g} s deadline") from None
             raise FetchError(_reason(exc)) from None
+        if time.monotonic() - started > limits.deadline:  # headers cut short by the watcher read as complete
+            response.close()
+            raise FetchError(f"no complete response within the {limits.deadline:g} s deadline")
         if not response.is_redirect:
             break
         permanent = permanent and response.status_code in PERMANENT

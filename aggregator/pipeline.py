@@ -118,13 +118,28 @@ def retrieve(
         return Retrieved(outcome, response=response)
     job = ParseJob(source, config.rules, config.site.timezone, response.body, response.headers, now)
     response.body = None  # parsed now: the bytes need not live as long as the outcome
-    parsed = (cpu or INLINE).run(parse_job, job)
+    try:
+        parsed = (cpu or INLINE).run(parse_job, job)
+    except Exception as exc:  # WorkerDied (killed, out of memory): this source's failure, the pass goes on
+        outcome.error = unexpected(exc)
+        return Retrieved(outcome, response=response)
     if parsed.error:
         outcome.error = parsed.error
         return Retrieved(outcome, response=response)
     outcome.result = "ok"
     outcome.warning = parsed.warning
     return Retrieved(outcome, parsed.posts, response)
+
+
+def retention_cutoff(config: Config, now: datetime) -> datetime | None:
+    """Posts dated before this are deleted by retention, so not stored (None: no retention)."""
+    days = config.site.retention_days
+    if not days:
+        return None
+    try:
+        return now - timedelta(days=days)
+    except OverflowError:  # more days than the calendar holds: nothing is ever that old
+        return None
 
 
 def moved_to(source: Source, outcome: SourceOutcome) -> str:
@@ -157,9 +172,8 @@ def _record(
     if state.url != source.url:  # the config points somewhere new: forget the old URL's state
         state = SourceState(name=source.name, url=source.url, failures=state.failures)
     if outcome.result == "ok":
-        retention = config.site.retention_days
         result = store.store_posts(retrieved.posts, config.categories, now, full_text=source.full_text,
-                                   not_before=now - timedelta(days=retention) if retention else None)
+                                   not_before=retention_cutoff(config, now))
         outcome.new, outcome.updated = result.new, result.updated
         outcome.changed_categories = result.categories
         outcome.changed_tags = result.tags

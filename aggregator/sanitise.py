@@ -32,8 +32,8 @@ _CLEANER = nh3.Cleaner(
 _URL_ATTRIBUTE = re.compile(r'(\s(?:href|src|cite|poster|longdesc)=")([^"]*)"')
 _NOT_IN_URI = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f]')
 MAX_DEPTH = 1000
-_TAG_NAME = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")
-_ANY_TAG = re.compile(r"<[^>]*>")
+_TAG_NAME = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)[^<>]*?(/?)>")  # a whole tag, so `i<n` in a script is none
+_ANY_TAG = re.compile(r"<[^<>]*>")  # never past the next "<": linear even for "<a<a<a..."
 _NEVER_DEEPER = {  # void elements, and those whose end tag is optional (HTML's "optional tags")
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr",
     "p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "thead", "tbody", "tfoot", "colgroup",
@@ -112,7 +112,7 @@ def _too_deep(fragment: str) -> bool:
     depth = 0
     for tag in _TAG_NAME.finditer(fragment):
         name = tag[2].lower()
-        if name in _NEVER_DEEPER:
+        if name in _NEVER_DEEPER or tag[3]:  # void, end tag optional, or self-closed (<path/> in SVG)
             continue
         if tag[1]:
             depth = max(0, depth - 1)

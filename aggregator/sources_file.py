@@ -71,8 +71,11 @@ def _keep_mode_and_owner(original: Path, new: str) -> None:
     old = original.stat()
     os.chmod(new, stat.S_IMODE(old.st_mode))
     if hasattr(os, "chown"):
-        with contextlib.suppress(PermissionError):  # only root may give a file away; then it is ours anyway
+        try:
             os.chown(new, old.st_uid, old.st_gid)
+        except PermissionError:  # only root may give a file away; its group we may keep if we are in it
+            with contextlib.suppress(PermissionError):
+                os.chown(new, -1, old.st_gid)
 
 
 def _sources_node(root: Any, path: Path) -> CommentedSeq:

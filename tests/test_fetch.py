@@ -14,7 +14,15 @@ import pytest
 import trustme
 
 from aggregator.errors import FetchError
-from aggregator.fetch import USER_AGENT, FetchLimits, fetch_url, make_session, parse_retry_after
+from aggregator.fetch import (
+    USER_AGENT,
+    FetchLimits,
+    fetch_url,
+    make_session,
+    may_carry_headers,
+    origin_of,
+    parse_retry_after,
+)
 
 from .conftest import fixture
 from .feedserver import FeedServer
@@ -263,3 +271,14 @@ def test_permanent_and_temporary_redirects(server: FeedServer) -> None:
     temp = server.redirect("/temp.xml", target, 302)
     result = fetch_url(make_session(), temp)
     assert result.url == target and not result.permanent_redirect
+
+
+def test_headers_may_follow_an_upgrade_to_https_of_the_same_host_only() -> None:
+    feed = origin_of("http://feeds.example.com/rss")
+    assert may_carry_headers(feed, origin_of("http://FEEDS.example.com:80/other"))
+    assert may_carry_headers(feed, origin_of("https://feeds.example.com/rss"))  # http -> https, default ports
+    assert not may_carry_headers(feed, origin_of("http://feeds.example.com:8080/rss"))
+    assert not may_carry_headers(feed, origin_of("https://feeds.example.com:8443/rss"))
+    assert not may_carry_headers(feed, origin_of("https://other.example.com/rss"))
+    secure = origin_of("https://feeds.example.com/rss")
+    assert not may_carry_headers(secure, origin_of("http://feeds.example.com/rss"))  # never down to clear text

@@ -21,6 +21,7 @@ from lxml import etree
 
 from aggregator.cli_build import build
 from aggregator.cli_common import Context
+from aggregator.dates import local_time
 from aggregator.models import Post
 from aggregator.publish import atomic, build_site, publish_changed
 from aggregator.publish.atomic import UnsafePathError, inside, write_if_changed
@@ -708,3 +709,10 @@ def test_file_list_is_a_sequence_of_paths_kept_as_strings(tmp_path: Path) -> Non
     assert tmp_path / "c.md" in files and tmp_path / "e.md" not in files and len(files) == 4
     back = pickle.loads(pickle.dumps(files))  # a Jekyll part comes back from a worker this way
     assert back == files and isinstance(back[0], Path)
+
+
+def test_a_year_one_date_stored_by_an_older_version_still_publishes_west_of_utc() -> None:
+    """Year 1 cannot be shown in America/New_York (before year 1 there): every build once failed."""
+    when = datetime(1, 1, 1, 2, 0, tzinfo=UTC)
+    assert local_time(when, ZoneInfo("America/New_York")) == when
+    assert local_time(when, ZoneInfo("America/New_York")).utcoffset() == timedelta(0)

@@ -152,6 +152,8 @@ class _Publisher:
     def category(self, slug: str) -> None:
         """SLUG/feed.xml, atom.xml, feed.json and index.html; removed for a stale category."""
         if slug not in self.config.categories and not self.counts.get(slug, 0):
+            if (self.site.output_dir / slug).is_symlink():  # an operator's alias of another folder: not ours
+                return
             for file in CATEGORY_FILES:
                 self.remove(slug, file)
             with contextlib.suppress(OSError):  # the folder, when nothing else is in it

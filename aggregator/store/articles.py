@@ -9,21 +9,21 @@ from ..search_text import fts_text, search_body
 from ..slugs import slugify
 from .base import Database, StoreResult, to_db_time
 
+_PENDING = (
+    "SELECT date, id, link FROM posts WHERE {} AND article_status = 'pending' AND article_tries < ? "
+    "ORDER BY date DESC LIMIT ?"
+)
+#: a source's own posts owing their article, then others' it asked for; the second spells out its
+#: partial index's condition, or SQLite (which cannot see that a bound value meets it) scans every post
+PENDING_QUERIES = (_PENDING.format("source = ?"), _PENDING.format("article_source = ? AND article_source != ''"))
+
 
 class ArticleStore(Database):
     def pending_articles(self, source: str, limit: int, max_tries: int) -> list[tuple[str, str]]:
         """(post id, link) of the posts still owing their article that `source` fetches, newest first:
         its own, and others' it asked for (the same article, first stored from a source without
         full_text). One indexed query each."""
-        rows = [
-            row
-            for column in ("source", "article_source")
-            for row in self.conn.execute(
-                f"SELECT date, id, link FROM posts WHERE {column} = ? AND article_status = 'pending' "
-                "AND article_tries < ? ORDER BY date DESC LIMIT ?",
-                (source, max_tries, limit),
-            )
-        ]
+        rows = [row for query in PENDING_QUERIES for row in self.conn.execute(query, (source, max_tries, limit))]
         rows.sort(reverse=True)
         return list(dict.fromkeys((row[1], row[2]) for row in rows))[:limit]
 

@@ -141,10 +141,14 @@ PADDED = BILLION_LAUGHS.replace("<!DOCTYPE", "<!-- " + "x" * 5000 + " -->\n<!DOC
 EARLY_END = QUADRATIC.replace("<!ENTITY a ", '<!ENTITY x "]>"><!ENTITY a ', 1)
 
 
-def test_deeply_nested_html_is_stored_as_text_not_parsed_for_minutes(server: FeedServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("opening", ["<ul><li>", "<a"], ids=["nested-lists", "unclosed-tags"])
+def test_deeply_nested_html_is_stored_as_text_not_parsed_for_minutes(
+    server: FeedServer, tmp_path: Path, opening: str
+) -> None:
     """`<ul><li>` 80,000 times (640 KB): an HTML parser's cost grows with the square of the depth, and
-    this kept a worker busy for 18 minutes, every poll. Past 1,000 levels the entry is read as text."""
-    deep = "<ul><li>" * 80_000 + "<script>alert(1)</script>deep end"
+    this kept a worker busy for 18 minutes, every poll. Past 1,000 levels the entry is read as text,
+    by a scan that stays linear even when no tag is ever closed (`<a<a<a...`)."""
+    deep = opening * 80_000 + "<script>alert(1)</script>deep end"
     feed = rss([item("deep-1", "deep", link="http://deep.example.com/1", description=f"<![CDATA[{deep}]]>")])
     config(tmp_path, [{"name": "deep", "url": server.add("/deep.xml", feed)},
                       {"name": "good", "url": server.add("/good.xml", GOOD)}])
