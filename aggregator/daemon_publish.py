@@ -41,7 +41,7 @@ class PublishingMixin:
     session: Any
     stop_event: threading.Event
     last_publish: datetime | None
-    publish_error: str
+    publish_errors: dict[str, str]
     _pending_lock: threading.Lock
     _pending: dict[str, set[str]]
     _publish_lock: threading.Lock
@@ -86,13 +86,13 @@ class PublishingMixin:
         except Exception as exc:  # a full disk, a read-only folder, or a bug: say so, keep serving
             LOG.error("publish failed, old files kept, retrying in %ds: %s", PUBLISH_RETRY, exc,
                       exc_info=not isinstance(exc, OSError))
-            self.publish_error = str(exc)
+            self.publish_errors["incremental"] = str(exc)
             with self._pending_lock:
                 for key, value in pending.items():
                     self._pending[key].update(value)
             self._schedule_publish(PUBLISH_RETRY)
             return
-        self._published(started, report)
+        self._published(started, report, "incremental")
 
     def _publish_all(self) -> None:
         with self._publish_lock:
@@ -105,7 +105,7 @@ class PublishingMixin:
             report = build_site(self.config, self.publish_store)
         except Exception as exc:
             LOG.error("build failed, retrying in %ds: %s", PUBLISH_RETRY, exc, exc_info=not isinstance(exc, OSError))
-            self.publish_error = str(exc)
+            self.publish_errors["build"] = str(exc)
             self.scheduler.add_job(
                 self._publish_all,
                 id="build",
@@ -114,14 +114,14 @@ class PublishingMixin:
                 next_run_time=datetime.now(UTC) + timedelta(seconds=PUBLISH_RETRY),
             )
             return
-        self._published(started, report)
+        self._published(started, report, "build")
 
-    def _published(self, started: float, report: PublishReport) -> None:
+    def _published(self, started: float, report: PublishReport, kind: str) -> None:
         seconds = time.monotonic() - started
         self.metrics.publish_seconds.observe(seconds)
         self.metrics.posts_stored.set(self.publish_store.count_posts())
         self.last_publish = datetime.now(UTC)
-        self.publish_error = ""
+        self.publish_errors.pop(kind, None)  # each kind clears its own: a failing build stays reported
         deleted = f", {report.deleted_posts} posts past retention deleted" if report.deleted_posts else ""
         LOG.info("published: %d files written in %dms%s", len(report.written), int(seconds * 1000), deleted)
         site = self.config.site

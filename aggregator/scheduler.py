@@ -133,7 +133,8 @@ class Daemon(PublishingMixin, ArticlesMixin):
         self._closed = False
         self._pending: dict[str, set[str]] = {"categories": set(), "tags": set(), "posts": set()}
         self.last_publish: datetime | None = None
-        self.publish_error = ""  # the last publish's error until one succeeds: /healthz says degraded
+        # the last error of each kind of publish ("incremental", "build") until that kind succeeds
+        self.publish_errors: dict[str, str] = {}
         self.summary: dict[str, tuple[str, int, bool]] = {}  # name -> (result, failures, gone)
         self._due: dict[str, datetime] = {}  # name -> when its poll was due (for lateness)
         self.config.site.output_dir.mkdir(parents=True, exist_ok=True)
@@ -420,12 +421,13 @@ class Daemon(PublishingMixin, ArticlesMixin):
                 failing.append(name)
             elif result:
                 counts["ok"] += 1
+        publish_error = "; ".join(error for _kind, error in sorted(dict(self.publish_errors).items()))
         payload = {
-            "status": "ok" if alive and not failing and not self.publish_error else ("degraded" if alive else "down"),
+            "status": "ok" if alive and not failing and not publish_error else ("degraded" if alive else "down"),
             "scheduler": "running" if alive else "stopped",
             "sources": counts,
             "failing": failing,
             "last_publish": self.last_publish.isoformat(timespec="seconds") if self.last_publish else None,
-            "publish_error": self.publish_error or None,
+            "publish_error": publish_error or None,
         }
         return (200 if alive else 503), payload
