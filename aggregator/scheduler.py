@@ -8,9 +8,6 @@ where the last process stopped instead of hammering every source at once.
 
 from __future__ import annotations
 
-import dataclasses
-import fcntl
-import hashlib
 import logging
 import os
 import random
@@ -19,7 +16,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -28,7 +25,7 @@ from .articles import owed_articles
 from .config import Config, Source, config_warnings, load_config
 from .daemon_articles import ArticlesMixin
 from .daemon_publish import CONTROL, PublishingMixin
-from .errors import ConfigError
+from .daemon_reload import ReloadMixin, claim_database
 from .fetch import make_session
 from .lanes import ARTICLES, FAILING, Lanes
 from .metrics import Metrics
@@ -58,31 +55,7 @@ def next_due(
     return now + timedelta(seconds=delay)
 
 
-def claim_database(database: Path) -> IO[str]:
-    """Hold a lock beside `database` for as long as this process runs (the file is returned: keep it).
-
-    A second daemon on the same database by mistake would poll every source twice as often and
-    publish the same files twice; it is refused at start with the first one's pid. One-shot commands
-    (`fetch`, `build`) do not take it: SQLite keeps them and the daemon apart.
-    """
-    database.parent.mkdir(parents=True, exist_ok=True)
-    path = database.with_name(database.name + "-daemon.lock")
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the daemon's life
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise OSError(f"another daemon (pid {holder}) is already running on {database}") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
-
-
-class Daemon(PublishingMixin, ArticlesMixin):
+class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
     """`aggregator run`: poll, store, republish and serve until told to stop."""
 
     def __init__(
@@ -342,64 +315,6 @@ class Daemon(PublishingMixin, ArticlesMixin):
                 moved_to,
                 self.config_path,
                 extra={"source": source.name, "moved_to": moved_to},
-            )
-
-    # -- reload ----------------------------------------------------------------------------------
-
-    def _digest(self) -> str:
-        try:
-            return hashlib.sha256(self.config_path.read_bytes()).hexdigest()
-        except OSError:
-            return ""
-
-    def _check_config(self) -> None:
-        if self._digest() != self._config_digest:
-            self.reload()
-
-    @staticmethod
-    def _keep_what_needs_a_restart(config: Config, old: Config) -> Config:
-        """`config` with the settings the running daemon was built on put back, and a warning: its
-        store, its served folder, its threads and processes stay as they are until a restart, and
-        half-applying them (publishing into a folder that is not served, `status` reading a
-        database the daemon does not write) would be worse than not applying them at all."""
-        kept = {
-            "site.database": (config.site.database, old.site.database),
-            "site.output_dir": (config.site.output_dir, old.site.output_dir),
-            "server": (config.server, old.server),
-            "defaults.workers": (config.defaults.workers, old.defaults.workers),
-            "defaults.processes": (config.defaults.processes, old.defaults.processes),
-        }
-        changed = [name for name, (new, was) in kept.items() if new != was]
-        if not changed:
-            return config
-        LOG.warning("changes to %s need a restart to take effect; until then the old values are kept",
-                    ", ".join(changed))
-        site = dataclasses.replace(config.site, database=old.site.database, output_dir=old.site.output_dir)
-        defaults = dataclasses.replace(config.defaults, workers=old.defaults.workers,
-                                       processes=old.defaults.processes)
-        return dataclasses.replace(config, site=site, defaults=defaults, server=old.server)
-
-    def reload(self) -> None:
-        """Apply an edited feeds.yaml; an invalid one is logged and the last good config kept."""
-        digest = self._digest()
-        try:
-            config = load_config(self.config_path)
-        except ConfigError as exc:
-            self._config_digest = digest
-            for problem in exc.problems:
-                LOG.error("%s (keeping the last good config)", problem)
-            return
-        self._config_digest = digest
-        old = self.config
-        config = self._keep_what_needs_a_restart(config, old)
-        self.config = config
-        changed = config.categories != old.categories or config.site != old.site or config.jekyll != old.jekyll
-        self._schedule_all(config)
-        LOG.info("reloaded %s: %d sources", self.config_path, len(config.sources))
-        if changed:
-            self.scheduler.add_job(
-                self._publish_all, id="build", replace_existing=True, next_run_time=datetime.now(UTC),
-                executor=CONTROL,
             )
 
     # -- health ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ..sanitise import canonical_link
 from ..search_text import fts_query, fts_text, search_body
 from ..slugs import slugify
 from .base import Database, StoreResult, from_db_time, to_db_time
+from .batch import INSERT_CATEGORY, INSERT_TAG, Known, chunks, retained
 
 RETIRED_FOR = timedelta(days=365)  # how long the id of an undated post retention deleted is remembered
 
@@ -32,8 +33,8 @@ class PostStore(Database):
         now = now or datetime.now(UTC)
         result = StoreResult()
         with self.transaction() as conn:
-            posts = _retained(conn, posts, not_before)
-            known = _Known(conn, posts)
+            posts = retained(conn, posts, not_before)
+            known = Known(conn, posts)
             for post in posts:
                 self._store_one(conn, post, now, result, full_text, known)
             known.new.flush(conn)
@@ -44,7 +45,7 @@ class PostStore(Database):
 
     def _store_one(
         self, conn: sqlite3.Connection, post: Post, now: datetime, result: StoreResult, full_text: bool,
-        known: _Known,
+        known: Known,
     ) -> None:
         row = known.rows.get(post.id)
         link_key = known.link_keys.get(post.link) or (canonical_link(post.link) if post.link else "")
@@ -98,7 +99,7 @@ class PostStore(Database):
         result.categories.update(post.categories)
         result.tags.update(slugify(t) for t in post.tags)
 
-    def _merge_twin(self, conn: sqlite3.Connection, twin: Any, post: Post, result: StoreResult, known: _Known) -> None:
+    def _merge_twin(self, conn: sqlite3.Connection, twin: Any, post: Post, result: StoreResult, known: Known) -> None:
         """The same article from another source: add this source's categories and tags to it."""
         known.new.flush(conn)  # the twin may be one of this batch's posts, not written yet
         num, date, post_id = twin[0], twin[2], twin[6]
@@ -136,7 +137,7 @@ class PostStore(Database):
 
     @staticmethod
     def _index(
-        conn: sqlite3.Connection, num: int, date: str, categories: list[str], tags: list[str], known: _Known,
+        conn: sqlite3.Connection, num: int, date: str, categories: list[str], tags: list[str], known: Known,
         fresh: bool = False,
     ) -> None:
         category_rows = [(slug, num, date) for slug in categories]
@@ -153,8 +154,8 @@ class PostStore(Database):
             return
         conn.execute("DELETE FROM post_categories WHERE post = ?", (num,))
         conn.execute("DELETE FROM post_tags WHERE post = ?", (num,))
-        conn.executemany(_INSERT_CATEGORY, category_rows)
-        conn.executemany(_INSERT_TAG, tag_rows)
+        conn.executemany(INSERT_CATEGORY, category_rows)
+        conn.executemany(INSERT_TAG, tag_rows)
 
     @staticmethod
     def _values(post: Post, link_key: str) -> dict[str, Any]:
@@ -232,7 +233,7 @@ class PostStore(Database):
     def posts_by_id(self, post_ids: list[str]) -> dict[str, Post]:
         """The stored posts among `post_ids` (a few IN queries, not one query per post)."""
         found: dict[str, Post] = {}
-        for chunk in _chunks(list(dict.fromkeys(post_ids)), _Known.CHUNK):
+        for chunk in chunks(list(dict.fromkeys(post_ids)), Known.CHUNK):
             sql = f"SELECT * FROM posts WHERE id IN ({', '.join('?' * len(chunk))})"
             found.update((row["id"], self._post(row)) for row in self.db.query(sql, chunk))
         return found
@@ -328,97 +329,3 @@ class PostStore(Database):
     def post_ids(self) -> set[str]:
         """The id of every stored post."""
         return {row[0] for row in self.conn.execute("SELECT id FROM posts")}
-
-
-_INSERT_CATEGORY = "INSERT OR IGNORE INTO post_categories(slug, post, date) VALUES (?, ?, ?)"
-_INSERT_TAG = "INSERT OR IGNORE INTO post_tags(slug, post, date) VALUES (?, ?, ?)"
-
-
-class _NewRows:
-    """The rows of a batch's new posts, written with one executemany per table.
-
-    A statement per post and table (five per post) cost Python time and, with other threads
-    running, a GIL hand-over each (every statement releases it). New posts get their numbers here, from the
-    largest one stored (the batch runs inside BEGIN IMMEDIATE, so nobody else inserts meanwhile).
-    Anything that reads or changes an existing row flushes first, so statements still see the
-    rows in the order they were made.
-    """
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.next_num = int(conn.execute("SELECT coalesce(max(num), 0) FROM posts").fetchone()[0]) + 1
-        self.posts: list[tuple[Any, ...]] = []
-        self.categories: list[tuple[str, int, str]] = []
-        self.tags: list[tuple[str, int, str]] = []
-        self.columns = ""
-
-    def add(self, values: dict[str, Any], article_status: str, first_seen: str) -> int:
-        """Queue a new post's row; return the number it will have."""
-        num, self.next_num = self.next_num, self.next_num + 1
-        self.columns = self.columns or ", ".join(["num", *values, "article_status", "first_seen"])
-        self.posts.append((num, *values.values(), article_status, first_seen))
-        return num
-
-    def flush(self, conn: sqlite3.Connection) -> None:
-        if self.posts:
-            marks = ", ".join("?" * len(self.posts[0]))
-            conn.executemany(f"INSERT INTO posts ({self.columns}) VALUES ({marks})", self.posts)
-        conn.executemany(_INSERT_CATEGORY, self.categories)
-        conn.executemany(_INSERT_TAG, self.tags)
-        self.posts, self.categories, self.tags = [], [], []
-
-
-class _Known:
-    """What the database already holds for one batch, read with a few IN queries instead of two
-    look-ups per post: rows by id, twins (same link, another source) by link key, and tag slugs."""
-
-    CHUNK = 500
-
-    def __init__(self, conn: sqlite3.Connection, posts: list[Post]):
-        self.rows: dict[str, tuple[Any, ...]] = {}
-        self.twins: dict[str, tuple[Any, ...]] = {}
-        self.tags: set[str] = set()
-        self.inserted: dict[str, tuple[tuple[Any, ...], str]] = {}  # link key -> (twin row, source)
-        self.new = _NewRows(conn)
-        ids = [p.id for p in posts]
-        for chunk in _chunks(ids, self.CHUNK):
-            for row in conn.execute(
-                "SELECT id, num, content_hash, date, updated, categories, tags, link, article_status, content "
-                f"FROM posts WHERE id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            ):
-                self.rows[row[0]] = tuple(row[1:])
-        # link -> link key of the new posts, kept: _store_one needs each again
-        self.link_keys = {p.link: canonical_link(p.link) for p in posts if p.link and p.id not in self.rows}
-        wanted = {self.link_keys[p.link]: p.source for p in posts if p.link and p.id not in self.rows}
-        for chunk in _chunks(list(wanted), self.CHUNK):
-            for row in conn.execute(
-                "SELECT link_key, source, num, content_hash, date, updated, categories, tags, id FROM posts "
-                f"WHERE link_key IN ({', '.join('?' * len(chunk))}) ORDER BY num",
-                chunk,
-            ):
-                if row[1] != wanted[row[0]] and row[0] not in self.twins:
-                    self.twins[row[0]] = tuple(row[2:])
-
-    def twin(self, post: Post, link_key: str) -> tuple[Any, ...] | None:
-        """The stored post (from another source) with the same link, if any."""
-        twin = self.twins.get(link_key)
-        if twin is None and link_key in self.inserted and self.inserted[link_key][1] != post.source:
-            twin = self.inserted[link_key][0]
-        return twin
-
-
-def _retained(conn: sqlite3.Connection, posts: list[Post], not_before: datetime | None) -> list[Post]:
-    """`posts` without those retention deleted or would delete: dated before `not_before`, or retired."""
-    if not_before is not None:
-        posts = [p for p in posts if not (p.dated and p.date < not_before)]
-    if not posts or conn.execute("SELECT 1 FROM retired_posts LIMIT 1").fetchone() is None:
-        return posts
-    retired: set[str] = set()
-    for chunk in _chunks([p.id for p in posts], _Known.CHUNK):
-        query = f"SELECT id FROM retired_posts WHERE id IN ({', '.join('?' * len(chunk))})"
-        retired.update(row[0] for row in conn.execute(query, chunk))
-    return [p for p in posts if p.id not in retired]
-
-
-def _chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
