@@ -126,6 +126,18 @@ def test_a_proxy_named_in_the_environment_is_used(server: FeedServer, monkeypatc
     assert len(server.hits(target)) == 1
 
 
+def test_the_header_deadline_holds_through_a_proxy(server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = "http://slow.example.invalid/feed.xml"
+    server.add(target, handler=_drip_bytes(b"HTTP/1.1 200 OK\r\nX-Slow: "))
+    monkeypatch.setenv("http_proxy", server.url(""))
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="deadline"):
+        fetch_url(make_session(), target, limits=FetchLimits(timeout=1, deadline=1.5))
+    assert time.monotonic() - started < 4
+
+
 def test_a_netrc_file_still_gives_credentials(server: FeedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login reader password s3cret\n")
