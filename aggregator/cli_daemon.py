@@ -9,6 +9,7 @@ from collections import Counter
 import click
 
 from .cli_common import FORMAT, Context, counted, handle_errors, pass_ctx, print_json, print_table, source_table_row
+from .daemon_lock import running_daemon
 from .logs import setup_logging
 from .views import source_rows
 
@@ -114,3 +115,5 @@ def status(ctx: Context, fmt: str) -> None:
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         + f"; {counted(sum(r['posts'] for r in rows), 'post')}"
     )
+    pid = running_daemon(ctx.config.site.database)
+    click.echo(f"daemon: running (pid {pid})" if pid else "daemon: not running (next_due is when it would poll)")

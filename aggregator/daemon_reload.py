@@ -1,7 +1,6 @@
 """The daemon's hold on its database and its reloads of feeds.yaml.
 
-One daemon per database (an flock beside it, dropped by the kernel with the process). feeds.yaml is
-checked every few seconds and on SIGHUP; an invalid edit is logged and the last good config kept,
+feeds.yaml is checked every few seconds and on SIGHUP; an invalid edit is logged and the last good config kept,
 and what the running daemon was built on (its database, served folder, threads and processes)
 stays until a restart.
 """
@@ -9,14 +8,11 @@ stays until a restart.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -25,30 +21,6 @@ from .daemon_publish import CONTROL
 from .errors import ConfigError
 
 LOG = logging.getLogger("aggregator.daemon")
-
-
-def claim_database(database: Path) -> IO[str]:
-    """Hold a lock beside `database` for as long as this process runs (the file is returned: keep it).
-
-    A second daemon on the same database by mistake would poll every source twice as often and
-    publish the same files twice; it is refused at start with the first one's pid. One-shot commands
-    (`fetch`, `build`) do not take it: SQLite keeps them and the daemon apart.
-    """
-    database.parent.mkdir(parents=True, exist_ok=True)
-    path = database.with_name(database.name + "-daemon.lock")
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the daemon's life
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise OSError(f"another daemon (pid {holder}) is already running on {database}") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
 
 
 class ReloadMixin:

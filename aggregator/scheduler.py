@@ -24,8 +24,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .articles import owed_articles
 from .config import Config, Source, config_warnings, load_config
 from .daemon_articles import ArticlesMixin
+from .daemon_lock import claim_database, release_database
 from .daemon_publish import CONTROL, PublishingMixin
-from .daemon_reload import ReloadMixin, claim_database
+from .daemon_reload import ReloadMixin
 from .fetch import make_session
 from .lanes import ARTICLES, FAILING, Lanes
 from .metrics import Metrics
@@ -169,7 +170,7 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
             self.store.close()
             self.publish_store.close()
         self.cpu.shutdown()
-        self._daemon_lock.close()  # another daemon may start on this database now
+        release_database(self._daemon_lock)  # another daemon may start on this database now
         LOG.info("stopped")
 
     # -- scheduling ------------------------------------------------------------------------------

@@ -348,9 +348,17 @@ def test_a_second_daemon_on_the_same_database_is_refused(
         f"{tmp_path / 'agg.db'}"
     )
     assert first.get("/healthz").status_code == 200
+    status = run_cli("status", cwd=tmp_path).stdout.splitlines()
+    assert status[-1] == f"daemon: running (pid {first.proc.pid})"
     assert first.stop() == 0
+    stopped = run_cli("status", cwd=tmp_path).stdout.splitlines()
+    assert stopped[-1] == "daemon: not running (next_due is when it would poll)"
     third = start_daemon()  # the lock went with the first daemon
-    assert third.stop() == 0
+    third.proc.kill()  # killed, not stopped: its pid stays in the lock file, but no process has it
+    third.proc.wait()
+    assert run_cli("status", cwd=tmp_path).stdout.splitlines()[-1].startswith("daemon: not running")
+    fourth = start_daemon()  # the kernel dropped the killed daemon's lock
+    assert fourth.stop() == 0
 
 
 def test_sighup_reloads_at_once(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
