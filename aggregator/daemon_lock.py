@@ -39,7 +39,6 @@ def claim_database(database: Path) -> IO[str]:
     return handle
 
 
-
 def release_database(handle: IO[str]) -> None:
     """Let the database go at a clean stop: the pid is cleared, so `status` says no daemon runs."""
     with contextlib.suppress(OSError):

@@ -1,8 +1,8 @@
-"""The daemon's hold on its database and its reloads of feeds.yaml.
+"""The daemon's reloads of feeds.yaml.
 
-feeds.yaml is checked every few seconds and on SIGHUP; an invalid edit is logged and the last good config kept,
-and what the running daemon was built on (its database, served folder, threads and processes)
-stays until a restart.
+feeds.yaml is checked every few seconds and on SIGHUP; an invalid edit is logged and the last good
+config kept, and what the running daemon was built on (its database, served folder, threads and
+processes) stays until a restart.
 """
 
 from __future__ import annotations

@@ -30,8 +30,6 @@ MAX_GUID_LENGTH = 2048
 MAX_ENTRY_TAGS = 25
 _CST = re.compile(r"\bCST\s*\)?\s*$")
 _NUMERIC_OFFSET = re.compile(r"[+-]\d{2}:?\d{2}\b")
-
-
 _NOT_IN_MEDIA_TYPE = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z/;= \"]")  # RFC 9110 tokens, parameters
 EARLIEST_YEAR = 1900  # earlier is garbage (year 1 cannot even be shown in a zone west of UTC): missing
 

@@ -90,14 +90,16 @@ class _Publisher:
     def categories(self) -> list[str]:
         """Every category to publish: the config's (even empty ones), then others still holding posts
         (a category renamed or removed in feeds.yaml, until its posts are gone)."""
-        others = {s for s in self.names if s not in self.config.categories and self.counts.get(s, 0)}
+        others = {s for s in self.names if s not in self.config.categories and not self.stale(s)}
         slugs = list(self.config.categories) + sorted(others)
         return [s for s in slugs if self.safe(s, "category")]
 
+    def stale(self, slug: str) -> bool:
+        """A category stored once that is no longer published: no longer configured, no posts left."""
+        return slug not in self.config.categories and not self.counts.get(slug, 0)
+
     def stale_categories(self) -> list[str]:
-        """Categories stored once that are no longer published: no longer configured, no posts left."""
-        published = set(self.categories())
-        return sorted(s for s in self.names if s not in published and self.safe(s, "category"))
+        return sorted(s for s in self.names if self.stale(s) and self.safe(s, "category"))
 
     def safe(self, slug: str, kind: str) -> bool:
         """Slugs are safe by construction, but the database may hold anything: skip (and say) otherwise."""
@@ -151,7 +153,7 @@ class _Publisher:
 
     def category(self, slug: str) -> None:
         """SLUG/feed.xml, atom.xml, feed.json and index.html; removed for a stale category."""
-        if slug not in self.config.categories and not self.counts.get(slug, 0):
+        if self.stale(slug):
             if (self.site.output_dir / slug).is_symlink():  # an operator's alias of another folder: not ours
                 return
             for file in CATEGORY_FILES:
