@@ -52,9 +52,13 @@ def running_daemon(database: Path) -> int | None:
     even for a moment could make a daemon starting then refuse to start): a pid left by a daemon
     that was killed counts only while a process with that pid is alive."""
     try:
-        text = lock_path(database).read_text(encoding="utf-8").strip()
-        pid = int(text)
+        pid = int(lock_path(database).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):  # no file, unreadable, empty (a clean stop), garbage
+        return None
+    try:
         os.kill(pid, 0)
-    except (OSError, ValueError):  # no file, empty (a clean stop), garbage, no such process
+    except PermissionError:  # the process exists, another user's: a daemon run as its own user
+        return pid
+    except OSError:  # no such process
         return None
     return pid
