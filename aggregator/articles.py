@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .addresses import host_kinds, reachable
 from .config import Source
 from .errors import FetchError, unexpected
 from .fetch import FetchLimits, HostLimits, fetch_url, may_carry_headers, origin_of
@@ -45,6 +46,13 @@ def owed_articles(store: Store, source: Source) -> list[tuple[str, str]]:
     return store.pending_articles(source.name, source.full_text_max, 1 + source.full_text_retries)
 
 
+def article_addresses(source: Source) -> frozenset[str] | None:
+    """What kinds of address beside public ones `source`'s articles may be fetched from: those of
+    the feed's own host (an intranet feed's articles are on the intranet), or any with
+    `full_text_any_address` (None). See `aggregator.addresses` for why."""
+    return None if source.full_text_any_address else host_kinds(source.host)
+
+
 def fetch_article(
     session: requests.Session, source: Source, post_id: str, link: str, limits: FetchLimits,
     hosts: HostLimits | None = None, cpu: CpuPool | None = None,
@@ -54,7 +62,7 @@ def fetch_article(
     own_host = may_carry_headers(origin_of(source.url), origin_of(link))
     polite = hosts(urlsplit(link).hostname or "") if hosts is not None else nullcontext()
     try:
-        with polite:
+        with polite, reachable(article_addresses(source)):
             response = fetch_url(
                 session, link, limits=limits, headers=dict(source.headers) if own_host else None,
                 user_agent=source.user_agent, verify=source.verify_tls,

@@ -8,6 +8,10 @@ thread while it waits for the headers, and the watcher shuts the socket down if 
 passes first, which makes the blocked read fail at once. (The body has its own watchdog in
 `fetch._read_body`.) One thread and a heap, not a timer per request: a pass of 1,000 conditional
 GETs pays a lock and a heap push for each.
+
+The same connections make the address check of `aggregator.addresses` when the calling thread
+asks for one (article fetches): they resolve the host, vet every address, and connect to the
+vetted address itself.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ from typing import Any
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.response import HTTPResponse
+from urllib3.util.connection import create_connection
+
+from .addresses import allowed_kinds, resolve, vet
 
 _thread_deadline = threading.local()
 
@@ -105,13 +113,64 @@ def _watching(sock: socket.socket | None) -> Iterator[None]:
         _WATCHER.unwatch(key)
 
 
+def _vetted_connection(conn: HTTPConnection) -> socket.socket | None:
+    """The socket of a connection under the thread's address check (None: no check here, let
+    urllib3 connect). Through a proxy the proxy connects, and there is nothing to check."""
+    kinds = allowed_kinds()
+    if kinds is None or conn.proxy is not None:
+        return None
+    try:
+        addresses = vet(conn, conn.host, resolve(conn.host, conn.port), kinds)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise NameResolutionError(conn.host, conn, exc) from exc  # type: ignore[arg-type]
+    failure: Exception = NewConnectionError(conn, f"{conn.host} has no address")
+    for address in addresses:  # connect to what was checked: no second lookup
+        try:
+            return create_connection((address, conn.port), conn.timeout, source_address=conn.source_address,
+                                     socket_options=conn.socket_options)
+        except TimeoutError:
+            failure = ConnectTimeoutError(conn, f"Connection to {conn.host} timed out")
+        except OSError as exc:
+            failure = NewConnectionError(conn, f"Failed to establish a new connection: {exc}")
+    raise failure
+
+
+def _vet_reused(conn: HTTPConnection) -> None:
+    """A kept-alive connection may have been opened for a feed, without the check: before it
+    carries an article request, its peer must pass the thread's check too."""
+    kinds = allowed_kinds()
+    if kinds is None or conn.proxy is not None or conn.sock is None:
+        return
+    try:
+        peer = str(conn.sock.getpeername()[0])
+    except OSError:  # a dead socket fails on its own when used
+        return
+    vet(conn, conn.host, [peer], kinds)
+
+
 class _HTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = _vetted_connection(self)
+        return sock if sock is not None else super()._new_conn()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _vet_reused(self)
+        super().request(*args, **kwargs)
+
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 declares it
         with _watching(self.sock):
             return super().getresponse()
 
 
 class _HTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = _vetted_connection(self)
+        return sock if sock is not None else super()._new_conn()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _vet_reused(self)
+        super().request(*args, **kwargs)
+
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 declares it
         with _watching(self.sock):
             return super().getresponse()
@@ -131,7 +190,7 @@ _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 class DeadlineAdapter(HTTPAdapter):
     """requests' adapter whose connections honour the thread's fetch deadline while waiting for
     headers, directly and through an HTTP proxy (a SOCKS proxy's pools are its own: there only the
-    per-read timeout applies)."""
+    per-read timeout applies), and the thread's address check (`aggregator.addresses`)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)

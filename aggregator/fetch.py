@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -24,6 +25,7 @@ import urllib3
 from requests.structures import CaseInsensitiveDict
 
 from . import __version__
+from .addresses import AddressRefused
 from .deadline import DeadlineAdapter, fetch_deadline
 from .errors import FetchError
 from .models import FetchResult
@@ -196,20 +198,33 @@ def _read_body(response: requests.Response, limits: FetchLimits, started: float)
     return b"".join(chunks)
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps: requests -> urllib3 (MaxRetryError.reason) -> socket or ours."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain, and never a loop
+        if seen is None:
+            return
+        yield seen
+        reason = getattr(seen, "reason", None)
+        if isinstance(reason, BaseException):
+            seen = reason
+        elif seen.args and isinstance(seen.args[0], BaseException):
+            seen = seen.args[0]
+        else:
+            seen = seen.__context__
+
+
 def _timed_out(exc: BaseException) -> bool:
     """Whether `exc` is, or wraps, a socket read timeout."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # requests -> urllib3 -> socket: a short chain, and never a loop
-        if seen is None:
-            return False
-        if isinstance(seen, (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)):
-            return True
-        seen = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else seen.__context__
-    return False
+    timeouts = (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)
+    return any(isinstance(seen, timeouts) for seen in _chain(exc))
 
 
 def _reason(exc: BaseException) -> str:
     """A short, one-line reason for a requests exception (they nest urllib3 errors deeply)."""
+    refused = next((seen for seen in _chain(exc) if isinstance(seen, AddressRefused)), None)
+    if refused is not None:
+        return refused.reason_text
     if isinstance(exc, requests.ConnectTimeout):
         return "connection timed out"
     if isinstance(exc, requests.ReadTimeout):

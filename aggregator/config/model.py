@@ -69,6 +69,7 @@ class Source:
     full_text_max: int = 20
     full_text_retries: int = 3
     full_text_selector: str = ""
+    full_text_any_address: bool = False  # articles from loopback, private, link-local addresses too
     # per-source HTTP options; header values may come from the environment (${NAME})
     headers: tuple[tuple[str, str], ...] = ()
     user_agent: str = ""

@@ -44,7 +44,7 @@ DEFAULTS_KEYS = {
 SOURCE_KEYS = {
     "name", "url", "category", "slug", "tags", "interval", "timezone", "enabled", "include",
     "exclude", "encoding", "max_entries", "full_text", "full_text_max", "full_text_retries",
-    "full_text_selector", "headers", "user_agent", "timeout", "verify_tls",
+    "full_text_selector", "full_text_any_address", "headers", "user_agent", "timeout", "verify_tls",
 }
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 RULE_KEYS = {"match", "categories", "tags"}
@@ -343,6 +343,7 @@ class _Validator:
             "full_text_max": self.number(item, "full_text_max", 20, minimum=1),
             "full_text_retries": self.number(item, "full_text_retries", 3, minimum=0),
             "full_text_selector": selector,
+            "full_text_any_address": self.boolean(item, "full_text_any_address", False, where),
         }
 
     def rules(self, top: LinedMap, seen: dict[str, tuple[str, int]]) -> list[Rule]:
