@@ -11,7 +11,7 @@ from pathlib import Path
 from aggregator.normalise import content_hash
 from aggregator.slugs import slugify
 from aggregator.store import Store
-from aggregator.store.base import PAGE_SIZE, StoreResult
+from aggregator.store.base import PAGE_SIZE, WAL_SIZE_LIMIT, StoreResult
 
 from .publish_helpers import make_post
 
@@ -141,3 +141,22 @@ def test_a_new_database_gets_big_pages_and_an_old_one_keeps_its_own(tmp_path: Pa
     store = Store(old)
     assert [p.id for p in store.posts(category="jia", limit=None)] == [p.id for p in posts]
     assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_wal_file_shrinks_back_to_its_limit_after_a_burst(tmp_path: Path) -> None:
+    """A daemon keeps its connection open for months: the WAL must not stay at its largest burst."""
+    path = tmp_path / "agg.db"
+    with Store(path) as store:
+        with store.transaction() as conn:  # a burst larger than the limit (a cold fetch of many feeds)
+            conn.execute("CREATE TABLE burst(b BLOB)")
+            for _ in range(WAL_SIZE_LIMIT // 1048576 + 8):
+                conn.execute("INSERT INTO burst VALUES (zeroblob(1048576))")
+        wal = Path(f"{path}-wal")
+        assert wal.stat().st_size > WAL_SIZE_LIMIT
+        with store.transaction() as conn:
+            conn.execute("DROP TABLE burst")
+        store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what the auto-checkpoint does
+        with store.transaction() as conn:  # the next write starts the WAL over
+            conn.execute("CREATE TABLE after_burst(x)")
+        assert wal.stat().st_size <= WAL_SIZE_LIMIT
+        assert store.count_posts() == 0

@@ -27,6 +27,9 @@ from .fts import FtsQueue
 from .schema import MIGRATIONS
 
 PAGE_SIZE = 16384  # bytes, for new databases (SQLite fixes it when the file is first written)
+#: what the WAL file keeps of its size once checkpointed: without it, it stays as large as the largest
+#: burst ever written (a cold fetch of 1,000 feeds) until the last connection closes
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def to_db_time(when: datetime) -> str:
@@ -60,6 +63,7 @@ class Database:
             self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a no-op once the file has pages
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self.db = sqlite_utils.Database(self.conn)
             self._depth = 0  # transaction() nesting
