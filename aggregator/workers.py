@@ -11,11 +11,15 @@ source answers 304 starts none. With `processes=0` jobs run in the calling threa
 from __future__ import annotations
 
 import atexit
+import contextlib
+import itertools
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,55 +82,152 @@ class WorkerDied(AggregatorError):
     """A worker process ended while running a job."""
 
 
-class CpuPool:
-    """A lazily started process pool (or inline execution with `processes=0`)."""
+class JobTimedOut(AggregatorError):
+    """A job ran past the pool's time limit: its worker was stopped."""
 
-    def __init__(self, processes: int | None = None):
+
+#: seconds a job may run in a worker (parsing a feed, extracting an article) before it is given up
+#: and its worker stopped. A 12 MB feed of 2,600 entries parses in 2.7 s here; a job past this is stuck in a
+#: pathological input, and without a limit it would hold its worker, and a fetch thread, for good.
+JOB_TIME_LIMIT = 120.0
+
+# In a worker: the pool's board (per worker: pid, job running, when it started) and this worker's row.
+_board: Any = None
+_row = -1
+
+
+def _start_worker(parent: int, board: Any, lock: Any) -> None:
+    global _board, _row
+    forkserver.follow_parent(parent)
+    with lock:
+        _row = next(i for i in range(0, len(board), 3) if board[i] == 0)
+        board[_row] = os.getpid()
+    _board = board
+
+
+def _timed_call(job: int, func: Callable[..., T], *args: Any) -> T:
+    """Run a job in a worker with its start on the board, for the caller's time limit."""
+    _board[_row + 2] = time.monotonic()  # the same clock in every process (CLOCK_MONOTONIC)
+    _board[_row + 1] = job
+    try:
+        return func(*args)
+    finally:
+        _board[_row + 1] = 0
+
+
+class CpuPool:
+    """A lazily started process pool (or inline execution with `processes=0`).
+
+    `run` gives a job `time_limit` seconds from when a worker starts it (not from when it was
+    queued): the workers write what they run, and since when, on a board in shared memory. A job
+    past its limit has its worker stopped, which breaks the pool; the jobs that were in it only
+    because of that are run once more in a fresh one.
+    """
+
+    def __init__(self, processes: int | None = None, time_limit: float = JOB_TIME_LIMIT):
         self.processes = (os.cpu_count() or 1) if processes is None else processes
+        self.time_limit = time_limit
         self._executor: ProcessPoolExecutor | None = None
+        self._board: Any = None
+        self._generation = 0  # pools started so far
+        self._stopped: set[int] = set()  # generations whose worker we stopped for a time-out
+        self._jobs = itertools.count(1)
         self._lock = threading.Lock()
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self) -> tuple[ProcessPoolExecutor, int]:
         with self._lock:
             if self._executor is None:
+                context = forkserver.context()
+                self._board = context.Array("d", 3 * self.processes, lock=False)
                 self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=forkserver.context(), initializer=forkserver.follow_parent,
-                    initargs=(os.getpid(),),
+                    self.processes, mp_context=context, initializer=_start_worker,
+                    initargs=(os.getpid(), self._board, context.Lock()),
                 )
-            return self._executor
+                self._generation += 1
+            return self._executor, self._generation
 
     def submit(self, func: Callable[..., T], *args: Any) -> Future[T]:
+        """Run `func(*args)` in a worker, with no time limit (a part of a long export)."""
+        return self._submit(func, args)[0]
+
+    def _submit(self, func: Callable[..., T], args: tuple[Any, ...], job: int = 0) -> tuple[Future[T], int]:
         if self.processes <= 0:
             future: Future[T] = Future()
             try:
                 future.set_result(func(*args))
             except BaseException as exc:  # delivered through the future, as a pool would
                 future.set_exception(exc)
-            return future
+            return future, 0
+        call: tuple[Any, ...] = (_timed_call, job, func, *args) if job else (func, *args)
+        executor, generation = self._pool()
         try:
-            return self._pool().submit(func, *args)
+            return executor.submit(*call), generation
         except BrokenProcessPool:  # a worker died (killed, out of memory): start a fresh pool
-            self._reset()
-            return self._pool().submit(func, *args)
+            self._reset(generation)
+            executor, generation = self._pool()
+            return executor.submit(*call), generation
 
     def run(self, func: Callable[..., T], *args: Any) -> T:
-        """Run `func(*args)` in a worker and wait for it (from any thread).
+        """Run `func(*args)` in a worker and wait for it (from any thread), at most `time_limit`
+        seconds once it has started (JobTimedOut).
 
         When the worker dies meanwhile (killed, out of memory: possibly by this very job) the job is
         not run again here, where it could take the daemon down with it: WorkerDied is raised, the
-        job's source records it as its failure, and the next job gets a fresh pool.
+        job's source records it as its failure, and the next job gets a fresh pool. Only a job whose
+        pool broke because another job's worker was stopped for its time limit is run once more.
         """
-        try:
-            return self.submit(func, *args).result()
-        except BrokenProcessPool:
-            self._reset()
-            raise WorkerDied("the worker process died on this job (killed or out of memory)") from None
+        for attempt in (1, 2):
+            job = next(self._jobs)
+            future, generation = self._submit(func, args, job)
+            try:
+                return self._wait(future, job, generation)
+            except BrokenProcessPool:
+                self._reset(generation)
+                if attempt == 1 and generation in self._stopped:
+                    continue
+                raise WorkerDied("the worker process died on this job (killed or out of memory)") from None
+        raise AssertionError("unreachable")
 
-    def _reset(self) -> None:
+    def _wait(self, future: Future[T], job: int, generation: int) -> T:
+        while True:
+            try:
+                return future.result(timeout=min(0.25, self.time_limit))  # a finished job returns at once
+            except FutureTimeout:
+                pass
+            worker, started = self._running(job, generation)
+            if worker and time.monotonic() - started > self.time_limit:
+                self._stop(generation, worker)
+                raise JobTimedOut(
+                    f"gave up after {self.time_limit:g} s in a worker process (the worker was stopped)"
+                ) from None
+
+    def _running(self, job: int, generation: int) -> tuple[int, float]:
+        """(pid, start time) of the worker running `job`, or (0, 0) if none is running it yet."""
         with self._lock:
-            if self._executor is not None:
+            board = self._board if generation == self._generation else None
+        if board is None or not job:
+            return 0, 0.0
+        for row in range(0, len(board), 3):
+            if board[row + 1] == job:
+                return int(board[row]), board[row + 2]
+        return 0, 0.0
+
+    def _stop(self, generation: int, worker: int) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self._stopped.add(generation)
+        # the pool sees a dead worker and breaks: every job in it gets BrokenProcessPool (see run).
+        # Not shut down from here: that would cancel queued jobs instead of breaking them.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
+
+    def _reset(self, generation: int) -> None:
+        """Drop the pool of `generation` if it is still the current one (another thread may have
+        replaced it already: that fresh pool must be left alone)."""
+        with self._lock:
+            if self._executor is not None and generation == self._generation:
                 self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+                self._executor = None
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the workers: queued jobs are dropped, running ones get `timeout` seconds to end,

@@ -6,10 +6,16 @@ import gc
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
-from aggregator.workers import CpuPool, WorkerDied
+from aggregator.pipeline import fetch_sources
+from aggregator.workers import CpuPool, JobTimedOut, WorkerDied
+
+from .feedserver import FeedServer
+from .test_ingest import item, rss
 
 
 def test_jobs_run_in_worker_processes() -> None:
@@ -75,3 +81,80 @@ def test_a_job_that_kills_its_worker_is_not_run_again_in_the_caller() -> None:
         assert pool.run(os.getpid) != os.getpid()
     finally:
         pool.shutdown()
+
+
+def test_a_job_past_the_time_limit_is_given_up_and_its_worker_stopped() -> None:
+    pool = CpuPool(processes=1, time_limit=1.0)
+    try:
+        worker = pool.run(os.getpid)
+        started = time.monotonic()
+        with pytest.raises(JobTimedOut, match="gave up after 1 s in a worker process"):
+            pool.run(time.sleep, 60)
+        assert time.monotonic() - started < 10
+        for _ in range(50):  # the stuck worker is gone (SIGKILL; reaped by the pool)
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the stuck worker is still running")
+        assert pool.run(os.getpid) not in (worker, os.getpid())  # a fresh pool for the next job
+    finally:
+        pool.shutdown()
+
+
+def test_the_time_limit_counts_from_when_a_job_starts_not_from_when_it_was_queued() -> None:
+    """Two 1.2 s jobs on one worker with a 2 s limit: the second waits 1.2 s, runs 1.2 s, and is fine."""
+    pool = CpuPool(processes=1, time_limit=2.0)
+    try:
+        pool.run(int)  # start the worker outside the timing
+        with ThreadPoolExecutor(2) as threads:
+            jobs = [threads.submit(pool.run, time.sleep, 1.2) for _ in range(2)]
+            assert [job.result() for job in jobs] == [None, None]
+    finally:
+        pool.shutdown()
+
+
+def test_jobs_caught_in_a_stopped_pool_run_again_and_the_stuck_one_alone_fails() -> None:
+    """The stuck job is stopped at ~3 s, while a 2.9 s job (under the limit) started at 1 s is running:
+    that one is run again in a fresh pool (ending at ~6 s) instead of failing."""
+    pool = CpuPool(processes=2, time_limit=3.0)
+    try:
+        pool.run(int)
+        with ThreadPoolExecutor(2) as threads:
+            started = time.monotonic()
+            stuck = threads.submit(pool.run, time.sleep, 60)
+            time.sleep(1.0)
+            bystander = threads.submit(pool.run, time.sleep, 2.9)
+            assert bystander.result(timeout=30) is None
+            assert time.monotonic() - started > 5  # it did not end at ~3.9 s: it ran again
+            with pytest.raises(JobTimedOut):
+                stuck.result(timeout=30)
+    finally:
+        pool.shutdown()
+
+
+def test_a_feed_that_parses_past_the_limit_fails_its_source_and_keeps_what_was_stored(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """The source's error names the limit, its stored posts stay, and the small source is parsed."""
+    server.add("/big.xml", rss(item("b0", "stored before")), etag='"1"')
+    server.add("/small.xml", rss(item("s1", "small")))
+    config = make_config([{"name": "big", "url": server.url("/big.xml")},
+                          {"name": "small", "url": server.url("/small.xml")}])
+    store = open_store(config)
+    pool = CpuPool(processes=1, time_limit=0.3)  # parsing 3,000 entries takes seconds
+    try:
+        fetch_sources(config, store, cpu=pool)
+        big = "".join(item(f"b{i}", f"entry {i}", body="<p>" + "正文 " * 400 + "</p>") for i in range(3000))
+        server.add("/big.xml", rss(big), etag='"2"')
+        report = fetch_sources(config, store, cpu=pool)
+    finally:
+        pool.shutdown()
+    outcomes = {o.source: o for o in report.outcomes}
+    assert outcomes["big"].result == "error"
+    assert outcomes["big"].error == "gave up after 0.3 s in a worker process (the worker was stopped)"
+    assert outcomes["small"].result in ("ok", "not-modified")
+    assert [p.title for p in store.posts(source="big")] == ["stored before"]
+    assert store.source_state("big").etag == '"1"'  # the new version is fetched again next time
