@@ -166,10 +166,14 @@ class _Watchdog:
         self._timer.cancel()
 
 
+def _past_deadline(what: str, limits: FetchLimits) -> FetchError:
+    return FetchError(f"{what} within the {limits.deadline:g} s deadline")
+
+
 def _read_body(response: requests.Response, limits: FetchLimits, started: float) -> bytes:
     remaining = limits.deadline - (time.monotonic() - started)
     if remaining <= 0:
-        raise FetchError(f"no complete response within the {limits.deadline:g} s deadline")
+        raise _past_deadline("no complete response", limits)
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limits.max_body and "Content-Encoding" not in response.headers:
         raise FetchError(f"body of {int(declared):,} bytes is over the {limits.max_body:,}-byte cap")
@@ -183,10 +187,10 @@ def _read_body(response: requests.Response, limits: FetchLimits, started: float)
                 raise FetchError(f"body is over the {limits.max_body:,}-byte cap; download stopped")
             chunks.append(chunk)
             if watchdog.fired or time.monotonic() - started > limits.deadline:
-                raise FetchError(f"download not finished within the {limits.deadline:g} s deadline")
+                raise _past_deadline("download not finished", limits)
     except (requests.RequestException, OSError) as exc:
         if watchdog.fired:
-            raise FetchError(f"download not finished within the {limits.deadline:g} s deadline") from None
+            raise _past_deadline("download not finished", limits) from None
         if _timed_out(exc):  # requests raises a read timeout inside a body as a ConnectionError
             raise FetchError("read timed out while downloading the body") from None
         raise FetchError(f"connection broke while reading: {_reason(exc)}") from None
@@ -194,7 +198,7 @@ def _read_body(response: requests.Response, limits: FetchLimits, started: float)
         watchdog.cancel()
         response.close()
     if watchdog.fired:
-        raise FetchError(f"download not finished within the {limits.deadline:g} s deadline")
+        raise _past_deadline("download not finished", limits)
     return b"".join(chunks)
 
 
@@ -327,11 +331,11 @@ def _fetch_url(
             response = send_get(session, current, request_headers, limits.timeout, verify)
         except requests.RequestException as exc:
             if time.monotonic() - started >= limits.deadline:  # the watcher cut a server still sending headers
-                raise FetchError(f"no complete response within the {limits.deadline:g} s deadline") from None
+                raise _past_deadline("no complete response", limits) from None
             raise FetchError(_reason(exc)) from None
         if time.monotonic() - started > limits.deadline:  # headers cut short by the watcher read as complete
             response.close()
-            raise FetchError(f"no complete response within the {limits.deadline:g} s deadline")
+            raise _past_deadline("no complete response", limits)
         if not response.is_redirect:
             break
         permanent = permanent and response.status_code in PERMANENT
@@ -344,7 +348,7 @@ def _fetch_url(
             raise FetchError(f"redirect to a non-http(s) URL refused: {target[:200]}")
         current = target
         if time.monotonic() - started > limits.deadline:
-            raise FetchError(f"no complete response within the {limits.deadline:g} s deadline")
+            raise _past_deadline("no complete response", limits)
     else:
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
     moved = current != url
