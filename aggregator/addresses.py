@@ -4,15 +4,17 @@ With `full_text`, the links in a feed's entries are fetched and what comes back 
 entries are written by whoever runs the feed's site, so an entry linking to
 http://169.254.169.254/latest/meta-data/ (a cloud's metadata service), http://127.0.0.1:8080/ or
 http://0.0.0.0:6379/ would have us fetch a page from inside our own network and publish it on the
-site (server-side request forgery). So an article may be fetched from a public address, or from an
-address of the same kind as its feed's own (an intranet feed's articles live on the intranet), and
-from nothing else unless its source says `full_text_any_address: true`.
+site (server-side request forgery). So an article may be fetched from a public address and, when
+the source's feed URL is itself an IP address (http://10.0.0.5/rss, http://127.0.0.1:8080/feed),
+from addresses of that same kind; from nothing else unless the source says
+`full_text_any_address: true`. A feed URL with a host name gives nothing more: the name's DNS
+belongs to the feed's site, which could point it anywhere to unlock our own network.
 
 The check is made on the addresses the connection is about to use: after DNS, once per connection,
 on every redirect hop, and the socket connects to the very address that was checked (no second
 lookup, so a name that resolves elsewhere the second time, DNS rebinding, gains nothing). No packet
-goes to a refused address. Through an HTTP proxy the proxy makes the connection and the check is
-not made.
+goes to a refused address. Through a proxy (HTTP or SOCKS) the proxy makes the connection and the
+check is not made.
 """
 
 from __future__ import annotations
@@ -49,21 +51,39 @@ class AddressRefused(NewConnectionError):
         return self.__class__, (None, self.host, self.address, self.kind)
 
 
+_THIS_HOST = ipaddress.ip_network("0.0.0.0/8")  # 0.0.0.0 reaches this very machine on Linux
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, Tailscale: somebody's private network
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _carried_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one leads to: mapped, NAT64, 6to4 or (deprecated) IPv4-compatible."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):  # not :: nor ::1
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
 def address_kind(address: str) -> str:
-    """public, loopback, link-local, private or reserved (unspecified, multicast, documentation,
-    shared address space and the like). An IPv4 address mapped into IPv6 counts as itself."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
+    """loopback (this machine, 0.0.0.0 and :: included), link-local, private (RFC 1918, unique
+    local, site-local, shared address space), reserved (multicast, broadcast, future use) or
+    public. An IPv6 address that carries an IPv4 one counts as that one."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = _carried_ipv4(ip) or ip
+    if ip.is_loopback or ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_HOST):
         return LOOPBACK
     if ip.is_link_local:
         return LINK_LOCAL
-    if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+    if ip.is_multicast or ip.is_reserved:
         return RESERVED
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return PRIVATE
     if ip.is_global:
         return PUBLIC
-    return PRIVATE if ip.is_private else RESERVED
+    return PRIVATE if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED) else RESERVED
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -80,13 +100,14 @@ def resolve(host: str, port: int) -> list[str]:
     return seen
 
 
-def host_kinds(host: str) -> frozenset[str]:
-    """The kinds of address `host` resolves to; none if it does not resolve (then only public
-    addresses are allowed beside it)."""
+def feed_kinds(host: str) -> frozenset[str]:
+    """What a feed's host lets its articles reach beside public addresses: the kind of an IP
+    address (not reserved), nothing for a name (its DNS is not ours: see the module's docstring)."""
     try:
-        return frozenset(address_kind(address) for address in resolve(host, 0))
-    except (OSError, ValueError, UnicodeError):
+        kind = address_kind(host.strip("[]"))
+    except ValueError:
         return frozenset()
+    return frozenset() if kind in (PUBLIC, RESERVED) else frozenset({kind})
 
 
 @contextlib.contextmanager

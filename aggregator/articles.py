@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .addresses import host_kinds, reachable
+from .addresses import feed_kinds, reachable
 from .config import Source
 from .errors import FetchError, unexpected
 from .fetch import FetchLimits, HostLimits, fetch_url, may_carry_headers, origin_of
@@ -47,10 +47,10 @@ def owed_articles(store: Store, source: Source) -> list[tuple[str, str]]:
 
 
 def article_addresses(source: Source) -> frozenset[str] | None:
-    """What kinds of address beside public ones `source`'s articles may be fetched from: those of
-    the feed's own host (an intranet feed's articles are on the intranet), or any with
-    `full_text_any_address` (None). See `aggregator.addresses` for why."""
-    return None if source.full_text_any_address else host_kinds(source.host)
+    """What kinds of address beside public ones `source`'s articles may be fetched from: the kind of
+    its feed's address when the feed URL is an IP address (an intranet feed's articles are on the
+    intranet), or any with `full_text_any_address` (None). See `aggregator.addresses` for why."""
+    return None if source.full_text_any_address else feed_kinds(source.host)
 
 
 def fetch_article(
