@@ -115,57 +115,64 @@ def _timed_call(job: int, func: Callable[..., T], *args: Any) -> T:
         _board[_row + 1] = 0
 
 
+@dataclass(eq=False)
+class _Pool:
+    """One process pool and its board; `stopped` once we stopped one of its workers (time limit)."""
+
+    executor: ProcessPoolExecutor
+    board: Any
+    stopped: bool = False
+
+
 class CpuPool:
     """A lazily started process pool (or inline execution with `processes=0`).
 
     `run` gives a job `time_limit` seconds from when a worker starts it (not from when it was
     queued): the workers write what they run, and since when, on a board in shared memory. A job
     past its limit has its worker stopped, which breaks the pool; the jobs that were in it only
-    because of that are run once more in a fresh one.
+    because of that are run again in a fresh one.
     """
 
     def __init__(self, processes: int | None = None, time_limit: float = JOB_TIME_LIMIT):
         self.processes = (os.cpu_count() or 1) if processes is None else processes
         self.time_limit = time_limit
-        self._executor: ProcessPoolExecutor | None = None
-        self._board: Any = None
-        self._generation = 0  # pools started so far
-        self._stopped: set[int] = set()  # generations whose worker we stopped for a time-out
+        self._current: _Pool | None = None
+        self._retired: _Pool | None = None  # stopped, kept referenced while it breaks
         self._jobs = itertools.count(1)
         self._lock = threading.Lock()
 
-    def _pool(self) -> tuple[ProcessPoolExecutor, int]:
+    def _pool(self) -> _Pool:
         with self._lock:
-            if self._executor is None:
+            if self._current is None:
                 context = forkserver.context()
-                self._board = context.Array("d", 3 * self.processes, lock=False)
-                self._executor = ProcessPoolExecutor(
+                board = context.Array("d", 3 * self.processes, lock=False)
+                executor = ProcessPoolExecutor(
                     self.processes, mp_context=context, initializer=_start_worker,
-                    initargs=(os.getpid(), self._board, context.Lock()),
+                    initargs=(os.getpid(), board, context.Lock()),
                 )
-                self._generation += 1
-            return self._executor, self._generation
+                self._current = _Pool(executor, board)
+            return self._current
 
     def submit(self, func: Callable[..., T], *args: Any) -> Future[T]:
         """Run `func(*args)` in a worker, with no time limit (a part of a long export)."""
         return self._submit(func, args)[0]
 
-    def _submit(self, func: Callable[..., T], args: tuple[Any, ...], job: int = 0) -> tuple[Future[T], int]:
+    def _submit(self, func: Callable[..., T], args: tuple[Any, ...], job: int = 0) -> tuple[Future[T], _Pool | None]:
         if self.processes <= 0:
             future: Future[T] = Future()
             try:
                 future.set_result(func(*args))
             except BaseException as exc:  # delivered through the future, as a pool would
                 future.set_exception(exc)
-            return future, 0
+            return future, None
         call: tuple[Any, ...] = (_timed_call, job, func, *args) if job else (func, *args)
-        executor, generation = self._pool()
+        pool = self._pool()
         try:
-            return executor.submit(*call), generation
-        except BrokenProcessPool:  # a worker died (killed, out of memory): start a fresh pool
-            self._reset(generation)
-            executor, generation = self._pool()
-            return executor.submit(*call), generation
+            return pool.executor.submit(*call), pool
+        except (BrokenProcessPool, OSError):  # a worker died (killed, out of memory): a fresh pool
+            self._reset(pool)
+            pool = self._pool()
+            return pool.executor.submit(*call), pool
 
     def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run `func(*args)` in a worker and wait for it (from any thread), at most `time_limit`
@@ -174,68 +181,79 @@ class CpuPool:
         When the worker dies meanwhile (killed, out of memory: possibly by this very job) the job is
         not run again here, where it could take the daemon down with it: WorkerDied is raised, the
         job's source records it as its failure, and the next job gets a fresh pool. Only a job whose
-        pool broke because another job's worker was stopped for its time limit is run once more.
+        pool broke because another job's worker was stopped for its time limit is run again (twice
+        at most), unless it had itself run past the limit.
         """
-        for attempt in (1, 2):
+        spent = 0.0  # seconds the job ran in pools that broke under it: the limit is for all its runs
+        for attempt in range(3):
             job = next(self._jobs)
-            future, generation = self._submit(func, args, job)
+            future, pool = self._submit(func, args, job)
             try:
-                return self._wait(future, job, generation)
+                return self._wait(future, job, pool, spent)
             except BrokenProcessPool:
-                self._reset(generation)
-                if attempt == 1 and generation in self._stopped:
+                self._reset(pool)
+                if pool is None:
+                    raise
+                spent += self._running_for(job, pool)[1]
+                if spent > self.time_limit:
+                    raise self._timed_out() from None  # stuck too, and caught in another's stop
+                if pool.stopped and attempt < 2:
                     continue
                 raise WorkerDied("the worker process died on this job (killed or out of memory)") from None
         raise AssertionError("unreachable")
 
-    def _wait(self, future: Future[T], job: int, generation: int) -> T:
+    def _wait(self, future: Future[T], job: int, pool: _Pool | None, spent: float) -> T:
         while True:
             try:
                 return future.result(timeout=min(0.25, self.time_limit))  # a finished job returns at once
             except FutureTimeout:
                 pass
-            worker, started = self._running(job, generation)
-            if worker and time.monotonic() - started > self.time_limit:
-                self._stop(generation, worker)
-                raise JobTimedOut(
-                    f"gave up after {self.time_limit:g} s in a worker process (the worker was stopped)"
-                ) from None
+            if pool is None:
+                continue
+            worker, ran = self._running_for(job, pool)
+            if worker and spent + ran > self.time_limit:
+                self._stop(pool, worker)
+                raise self._timed_out() from None
 
-    def _running(self, job: int, generation: int) -> tuple[int, float]:
-        """(pid, start time) of the worker running `job`, or (0, 0) if none is running it yet."""
-        with self._lock:
-            board = self._board if generation == self._generation else None
-        if board is None or not job:
-            return 0, 0.0
+    def _timed_out(self) -> JobTimedOut:
+        return JobTimedOut(f"gave up after {self.time_limit:g} s in a worker process (the worker was stopped)")
+
+    def _running_for(self, job: int, pool: _Pool) -> tuple[int, float]:
+        """(pid, seconds) of the worker running `job` in `pool`, or (0, 0.0) if it has not started
+        there. A worker killed mid-job leaves its row as it was."""
+        board = pool.board
         for row in range(0, len(board), 3):
             if board[row + 1] == job:
-                return int(board[row]), board[row + 2]
+                return int(board[row]), time.monotonic() - board[row + 2]
         return 0, 0.0
 
-    def _stop(self, generation: int, worker: int) -> None:
+    def _stop(self, pool: _Pool, worker: int) -> None:
+        """Stop a worker past its limit. Its pool is retired first, so that no job is sent to a pool
+        that is breaking; the pool sees the dead worker and fails what it holds with
+        BrokenProcessPool (see run). Not shut down from here: that would cancel queued jobs."""
         with self._lock:
-            if generation == self._generation:
-                self._stopped.add(generation)
-        # the pool sees a dead worker and breaks: every job in it gets BrokenProcessPool (see run).
-        # Not shut down from here: that would cancel queued jobs instead of breaking them.
+            pool.stopped = True
+            if self._current is pool:
+                self._current, self._retired = None, pool
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker, signal.SIGKILL)
 
-    def _reset(self, generation: int) -> None:
-        """Drop the pool of `generation` if it is still the current one (another thread may have
-        replaced it already: that fresh pool must be left alone)."""
+    def _reset(self, pool: _Pool | None) -> None:
+        """Drop `pool` if it is still the current one (another thread may have replaced it
+        already: that fresh pool must be left alone)."""
         with self._lock:
-            if self._executor is not None and generation == self._generation:
-                self._executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = None
+            if pool is not None and self._current is pool:
+                pool.executor.shutdown(wait=False, cancel_futures=True)
+                self._current = None
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the workers: queued jobs are dropped, running ones get `timeout` seconds to end,
         then what is left is terminated, so stopping the daemon never waits on a stuck worker."""
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is None:
+            pool, self._current, self._retired = self._current, None, None
+        if pool is None:
             return
+        executor = pool.executor
         # the executor's own list of its processes (private, unchanged since 3.8; best effort)
         processes = list((getattr(executor, "_processes", None) or {}).values())
         executor.shutdown(wait=False, cancel_futures=True)

@@ -117,20 +117,37 @@ def test_the_time_limit_counts_from_when_a_job_starts_not_from_when_it_was_queue
 
 
 def test_jobs_caught_in_a_stopped_pool_run_again_and_the_stuck_one_alone_fails() -> None:
-    """The stuck job is stopped at ~3 s, while a 2.9 s job (under the limit) started at 1 s is running:
-    that one is run again in a fresh pool (ending at ~6 s) instead of failing."""
+    """The stuck job is stopped at ~3 s, while a 1.2 s job started at 2.5 s is running: that one runs
+    again in a fresh pool (ending after 4.2 s) instead of failing."""
     pool = CpuPool(processes=2, time_limit=3.0)
     try:
         pool.run(int)
         with ThreadPoolExecutor(2) as threads:
             started = time.monotonic()
             stuck = threads.submit(pool.run, time.sleep, 60)
-            time.sleep(1.0)
-            bystander = threads.submit(pool.run, time.sleep, 2.9)
+            time.sleep(2.5)
+            bystander = threads.submit(pool.run, time.sleep, 1.2)
             assert bystander.result(timeout=30) is None
-            assert time.monotonic() - started > 5  # it did not end at ~3.9 s: it ran again
+            assert time.monotonic() - started > 4.1  # it did not end at ~3.7 s: it ran again
             with pytest.raises(JobTimedOut):
                 stuck.result(timeout=30)
+    finally:
+        pool.shutdown()
+
+
+def test_two_stuck_jobs_cost_one_time_limit_not_two() -> None:
+    """The second, caught in the first one's stop, keeps the time it already ran: no fresh limit."""
+    pool = CpuPool(processes=2, time_limit=2.0)
+    try:
+        pool.run(int)
+        with ThreadPoolExecutor(2) as threads:
+            started = time.monotonic()
+            jobs = [threads.submit(pool.run, time.sleep, 60) for _ in range(2)]
+            for job in jobs:
+                with pytest.raises(JobTimedOut):
+                    job.result(timeout=30)
+            assert time.monotonic() - started < 3.9
+        assert pool.run(os.getpid) != os.getpid()
     finally:
         pool.shutdown()
 
