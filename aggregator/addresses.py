@@ -25,7 +25,9 @@ import socket
 import threading
 from collections.abc import Iterator
 
-from urllib3.exceptions import NewConnectionError
+from urllib3.connection import HTTPConnection
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import create_connection
 
 #: what `address_kind` calls an address
 PUBLIC, LOOPBACK, LINK_LOCAL, PRIVATE, RESERVED = "public", "loopback", "link-local", "private", "reserved"
@@ -135,3 +137,38 @@ def vet(conn: object, host: str, addresses: list[str], kinds: frozenset[str]) ->
         if kind != PUBLIC and kind not in kinds:
             raise AddressRefused(conn, host, address, kind)
     return addresses
+
+
+def vetted_connection(conn: HTTPConnection) -> socket.socket | None:
+    """The socket of a connection under the thread's address check (None: no check here, let
+    urllib3 connect). Through a proxy the proxy connects, and there is nothing to check."""
+    kinds = allowed_kinds()
+    if kinds is None or conn.proxy is not None:
+        return None
+    try:
+        addresses = vet(conn, conn.host, resolve(conn.host, conn.port), kinds)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise NameResolutionError(conn.host, conn, exc) from exc  # type: ignore[arg-type]
+    failure: Exception = NewConnectionError(conn, f"{conn.host} has no address")
+    for address in addresses:  # connect to what was checked: no second lookup
+        try:
+            return create_connection((address, conn.port), conn.timeout, source_address=conn.source_address,
+                                     socket_options=conn.socket_options)
+        except TimeoutError:
+            failure = ConnectTimeoutError(conn, f"Connection to {conn.host} timed out")
+        except OSError as exc:
+            failure = NewConnectionError(conn, f"Failed to establish a new connection: {exc}")
+    raise failure
+
+
+def vet_reused(conn: HTTPConnection) -> None:
+    """A kept-alive connection may have been opened for a feed, without the check: before it
+    carries an article request, its peer must pass the thread's check too."""
+    kinds = allowed_kinds()
+    if kinds is None or conn.proxy is not None or conn.sock is None:
+        return
+    try:
+        peer = str(conn.sock.getpeername()[0])
+    except OSError:  # a dead socket fails on its own when used
+        return
+    vet(conn, conn.host, [peer], kinds)

@@ -28,11 +28,9 @@ from typing import Any
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.response import HTTPResponse
-from urllib3.util.connection import create_connection
 
-from .addresses import allowed_kinds, resolve, vet
+from .addresses import vet_reused, vetted_connection
 
 _thread_deadline = threading.local()
 
@@ -113,48 +111,13 @@ def _watching(sock: socket.socket | None) -> Iterator[None]:
         _WATCHER.unwatch(key)
 
 
-def _vetted_connection(conn: HTTPConnection) -> socket.socket | None:
-    """The socket of a connection under the thread's address check (None: no check here, let
-    urllib3 connect). Through a proxy the proxy connects, and there is nothing to check."""
-    kinds = allowed_kinds()
-    if kinds is None or conn.proxy is not None:
-        return None
-    try:
-        addresses = vet(conn, conn.host, resolve(conn.host, conn.port), kinds)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise NameResolutionError(conn.host, conn, exc) from exc  # type: ignore[arg-type]
-    failure: Exception = NewConnectionError(conn, f"{conn.host} has no address")
-    for address in addresses:  # connect to what was checked: no second lookup
-        try:
-            return create_connection((address, conn.port), conn.timeout, source_address=conn.source_address,
-                                     socket_options=conn.socket_options)
-        except TimeoutError:
-            failure = ConnectTimeoutError(conn, f"Connection to {conn.host} timed out")
-        except OSError as exc:
-            failure = NewConnectionError(conn, f"Failed to establish a new connection: {exc}")
-    raise failure
-
-
-def _vet_reused(conn: HTTPConnection) -> None:
-    """A kept-alive connection may have been opened for a feed, without the check: before it
-    carries an article request, its peer must pass the thread's check too."""
-    kinds = allowed_kinds()
-    if kinds is None or conn.proxy is not None or conn.sock is None:
-        return
-    try:
-        peer = str(conn.sock.getpeername()[0])
-    except OSError:  # a dead socket fails on its own when used
-        return
-    vet(conn, conn.host, [peer], kinds)
-
-
 class _HTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        sock = _vetted_connection(self)
+        sock = vetted_connection(self)
         return sock if sock is not None else super()._new_conn()
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        _vet_reused(self)
+        vet_reused(self)
         super().request(*args, **kwargs)
 
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 declares it
@@ -164,11 +127,11 @@ class _HTTPConnection(HTTPConnection):
 
 class _HTTPSConnection(HTTPSConnection):
     def _new_conn(self) -> socket.socket:
-        sock = _vetted_connection(self)
+        sock = vetted_connection(self)
         return sock if sock is not None else super()._new_conn()
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        _vet_reused(self)
+        vet_reused(self)
         super().request(*args, **kwargs)
 
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 declares it
