@@ -112,6 +112,9 @@ def _watching(sock: socket.socket | None) -> Iterator[None]:
 
 
 class _HTTPConnection(HTTPConnection):
+    """What our connections add to urllib3's: the address check when the thread has one (article
+    fetches: `aggregator.addresses`), and the deadline over the wait for the headers."""
+
     def _new_conn(self) -> socket.socket:
         sock = vetted_connection(self)
         return sock if sock is not None else super()._new_conn()
@@ -125,18 +128,8 @@ class _HTTPConnection(HTTPConnection):
             return super().getresponse()
 
 
-class _HTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = vetted_connection(self)
-        return sock if sock is not None else super()._new_conn()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        vet_reused(self)
-        super().request(*args, **kwargs)
-
-    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3 declares it
-        with _watching(self.sock):
-            return super().getresponse()
+class _HTTPSConnection(_HTTPConnection, HTTPSConnection):  # type: ignore[misc]  # the same additions
+    """The same, over TLS (the methods above call on into HTTPSConnection's)."""
 
 
 class _HTTPPool(HTTPConnectionPool):

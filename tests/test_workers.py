@@ -37,15 +37,19 @@ def test_shutdown_does_not_wait_for_a_stuck_worker() -> None:
     pool.shutdown(timeout=1.0)
     assert time.monotonic() - started < 5
     assert not stuck.done() or stuck.exception() is not None
-    deadline = time.monotonic() + 5
+    assert_gone(worker)
+
+
+def assert_gone(pid: int, seconds: float = 5.0) -> None:
+    """Wait for process `pid` to be gone; fail if it is still running after `seconds`."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            os.kill(worker, 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
-            break
+            return
         time.sleep(0.1)
-    else:
-        raise AssertionError(f"worker {worker} still running after shutdown")
+    raise AssertionError(f"process {pid} still running after {seconds:g} s")
 
 
 def test_a_pool_can_be_used_again_after_shutdown() -> None:
@@ -91,14 +95,7 @@ def test_a_job_past_the_time_limit_is_given_up_and_its_worker_stopped() -> None:
         with pytest.raises(JobTimedOut, match="gave up after 1 s in a worker process"):
             pool.run(time.sleep, 60)
         assert time.monotonic() - started < 10
-        for _ in range(50):  # the stuck worker is gone (SIGKILL; reaped by the pool)
-            try:
-                os.kill(worker, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            raise AssertionError("the stuck worker is still running")
+        assert_gone(worker)  # the stuck worker was killed (SIGKILL; reaped by the pool)
         assert pool.run(os.getpid) not in (worker, os.getpid())  # a fresh pool for the next job
     finally:
         pool.shutdown()
