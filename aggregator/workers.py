@@ -181,11 +181,13 @@ class CpuPool:
         When the worker dies meanwhile (killed, out of memory: possibly by this very job) the job is
         not run again here, where it could take the daemon down with it: WorkerDied is raised, the
         job's source records it as its failure, and the next job gets a fresh pool. Only a job whose
-        pool broke because another job's worker was stopped for its time limit is run again (twice
-        at most), unless it had itself run past the limit.
+        pool broke because another job's worker was stopped for its time limit is run again: as
+        often as it was merely queued there, twice at most once it had started, and not at all
+        once the time it ran adds up to the limit.
         """
         spent = 0.0  # seconds the job ran in pools that broke under it: the limit is for all its runs
-        for attempt in range(3):
+        runs = 0  # pools that broke under it while it ran (not merely queued)
+        for _ in range(10):
             job = next(self._jobs)
             future, pool = self._submit(func, args, job)
             try:
@@ -194,13 +196,17 @@ class CpuPool:
                 self._reset(pool)
                 if pool is None:
                     raise
-                spent += self._running_for(job, pool)[1]
+                ran = self._running_for(job, pool)[1]
+                spent += ran
                 if spent > self.time_limit:
                     raise self._timed_out() from None  # stuck too, and caught in another's stop
-                if pool.stopped and attempt < 2:
-                    continue
-                raise WorkerDied("the worker process died on this job (killed or out of memory)") from None
-        raise AssertionError("unreachable")
+                if not pool.stopped:
+                    raise WorkerDied("the worker process died on this job (killed or out of memory)") from None
+                pool.executor.shutdown(wait=False)  # broken: let go of its pipes now, not at the next gc
+                runs += ran > 0
+                if runs > 2:
+                    break
+        raise WorkerDied("other jobs' time limits stopped the worker process under this job, again and again")
 
     def _wait(self, future: Future[T], job: int, pool: _Pool | None, spent: float) -> T:
         while True:

@@ -149,6 +149,26 @@ def test_two_stuck_jobs_cost_one_time_limit_not_two() -> None:
         pool.shutdown()
 
 
+def test_many_stuck_jobs_among_quick_ones_fail_alone() -> None:
+    """One job in three is stuck: the stuck ones time out, every quick one is answered, however often
+    other jobs' time-outs broke the pool it was queued in."""
+    pool = CpuPool(processes=2, time_limit=0.4)
+    stuck_seconds, quick_seconds = 60.0, 0.01
+    try:
+        pool.run(int)
+        with ThreadPoolExecutor(8) as threads:
+            jobs = [(i % 3 == 0, threads.submit(pool.run, time.sleep, stuck_seconds if i % 3 == 0 else quick_seconds))
+                    for i in range(45)]
+            for stuck, job in jobs:
+                if stuck:
+                    with pytest.raises((JobTimedOut, WorkerDied)):
+                        job.result(timeout=120)
+                else:
+                    assert job.result(timeout=120) is None
+    finally:
+        pool.shutdown()
+
+
 def test_a_feed_that_parses_past_the_limit_fails_its_source_and_keeps_what_was_stored(
     server: FeedServer, make_config: Any, open_store: Any
 ) -> None:
