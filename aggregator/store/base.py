@@ -63,12 +63,14 @@ class Database:
             self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a no-op once the file has pages
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self.db = sqlite_utils.Database(self.conn)
             self._depth = 0  # transaction() nesting
             self.fts = FtsQueue()  # full-text index changes, written just before COMMIT
             self._migrate()
+            # after the migrations: set before them, while another process was creating the same
+            # database, it failed at once with "database is locked" (1 run in 6 of a race test)
+            self.conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from None
 
