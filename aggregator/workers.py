@@ -216,6 +216,8 @@ class CpuPool:
                 pass
             if pool is None:
                 continue
+            if _orphaned(future, pool.executor):
+                raise BrokenProcessPool("the pool broke while this job was being handed to it")
             worker, ran = self._running_for(job, pool)
             if worker and spent + ran > self.time_limit:
                 self._stop(pool, worker)
@@ -269,6 +271,17 @@ class CpuPool:
             if process.is_alive():
                 process.terminate()
                 process.join(2.0)
+
+
+def _orphaned(future: Future[Any], executor: ProcessPoolExecutor) -> bool:
+    """Whether `future` will never be resolved: its executor broke and its manager thread, which
+    fails every pending job of a broken pool, has ended without failing this one. Python 3.11
+    marks a pool broken without the lock `submit` holds, so a job submitted at that moment can be
+    added after the pending jobs were failed; waiting for it would hang its fetch for ever."""
+    if future.done() or not getattr(executor, "_broken", False):
+        return False
+    manager = getattr(executor, "_executor_manager_thread", None)
+    return (manager is None or not manager.is_alive()) and not future.done()
 
 
 _shared: dict[int, CpuPool] = {}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pytest
@@ -83,6 +86,37 @@ def test_a_job_that_kills_its_worker_is_not_run_again_in_the_caller() -> None:
         with pytest.raises(WorkerDied, match="worker process died"):
             pool.run(os._exit, 3)  # would end this test's process if it ran here
         assert pool.run(os.getpid) != os.getpid()
+    finally:
+        pool.shutdown()
+
+
+def test_a_job_handed_to_a_pool_as_it_broke_fails_instead_of_waiting_for_ever() -> None:
+    """Python 3.11 can add a job to a breaking pool after it failed its pending jobs (submit and
+    the manager thread's terminate_broken do not share a lock): that job's future is never
+    resolved. Here the pool is broken for real and such a future is waited on."""
+    pool = CpuPool(processes=1)
+    try:
+        worker = pool.run(os.getpid)
+        broken = pool._current
+        assert broken is not None
+        os.kill(worker, signal.SIGKILL)
+        manager = broken.executor._executor_manager_thread  # type: ignore[attr-defined]
+        manager.join(10.0)
+        assert not manager.is_alive()
+        orphan: Future[int] = Future()  # what submit returned, added after the pending jobs were failed
+        raised: list[BaseException] = []
+
+        def wait_for_it() -> None:
+            try:
+                pool._wait(orphan, 1, broken, 0.0)
+            except BaseException as exc:
+                raised.append(exc)
+
+        waiter = threading.Thread(target=wait_for_it, daemon=True)  # daemon: a hang must not hold pytest
+        waiter.start()
+        waiter.join(5.0)
+        assert [type(exc) for exc in raised] == [BrokenProcessPool]
+        assert pool.run(os.getpid) != worker  # and the next job gets a fresh pool
     finally:
         pool.shutdown()
 
