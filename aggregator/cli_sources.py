@@ -158,4 +158,4 @@ def reset(ctx: Context, name: str) -> None:
     with ctx.store() as store:
         if not store.reset_source(name):
             raise NotFoundError(f"no fetch state stored for a source named {name!r}")
-    click.echo(f"reset {name!r}: it will be polled at the daemon's next check")
+    click.echo(f"reset {name!r}: a running daemon polls it within seconds")

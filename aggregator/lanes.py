@@ -41,6 +41,11 @@ class Lanes:
             with self._lock:
                 self._strikes[name] = STRIKES
 
+    def clear(self, name: str) -> None:
+        """Forget a source's failures (`sources reset`): its next poll is in the healthy lane."""
+        with self._lock:
+            self._strikes.pop(name, None)
+
     def record(self, name: str, failed: bool) -> str:
         """Count one poll's result; return the lane of the source's next poll."""
         with self._lock:

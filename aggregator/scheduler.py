@@ -144,7 +144,9 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
         )
         self.scheduler.start()
         self.scheduler.add_job(self._publish_all, id="build", executor=CONTROL, next_run_time=datetime.now(UTC))
-        self.scheduler.add_job(self._check_config, "interval", seconds=self.reload_every, id="reload", executor=CONTROL)
+        self.scheduler.add_job(
+            self._check_changes, "interval", seconds=self.reload_every, id="reload", executor=CONTROL
+        )
         # retention and the Jekyll archive depend on today's date: rebuild everything once a day
         self.scheduler.add_job(self._publish_all, "interval", hours=24, id="daily-build", executor=CONTROL)
         self._schedule_all(self.config, initial=True)
@@ -174,6 +176,23 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
         LOG.info("stopped")
 
     # -- scheduling ------------------------------------------------------------------------------
+
+    def _check_changes(self) -> None:
+        """What other processes changed: feeds.yaml (edited), and sources `sources reset` asked for."""
+        self._check_config()
+        with self.store_lock:
+            if self._closed:
+                return
+            names = self.store.take_source_resets()
+        config = self.config
+        for name in names:
+            source = next((s for s in config.sources if s.name == name), None)
+            if source is None or not source.enabled:
+                continue
+            LOG.info("source %s was reset: polling it now", name)
+            self.lanes.clear(name)
+            self.summary[name] = ("", 0, False)
+            self._reschedule(name, datetime.now(UTC))
 
     def _schedule_all(self, config: Config, initial: bool = False) -> None:
         now = datetime.now(UTC)

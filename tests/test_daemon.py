@@ -295,6 +295,31 @@ def test_retry_after_backoff_redirects_and_gone(server: FeedServer, tmp_path: Pa
     assert daemon.stop() == 0
 
 
+def test_sources_reset_reaches_a_running_daemon(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
+    """Without a restart or a SIGHUP: a gone source and one waiting out a Retry-After are polled
+    again within seconds of `sources reset`, and only they."""
+    gone = server.add("/gone.xml", b"", status=410)
+    busy = server.add("/busy.xml", b"", status=503, headers={"Retry-After": "600"})
+    write_config(tmp_path, [{"name": "gone", "url": gone, "interval": "1s"}, {"name": "busy", "url": busy,
+                                                                               "interval": "1s"}])
+    daemon = start_daemon()
+    daemon.wait_for(lambda: server.hits("/gone.xml") and server.hits("/busy.xml"), what="first polls")
+    time.sleep(2.5)
+    assert (len(server.hits("/gone.xml")), len(server.hits("/busy.xml"))) == (1, 1)
+    server.add("/gone.xml", rss(("back", "回来了")))
+    for name in ("gone", "busy"):
+        reset = run_cli("sources", "reset", name, cwd=tmp_path)
+        assert reset.returncode == 0, reset.stderr
+        assert "a running daemon polls it within seconds" in reset.stdout
+    daemon.wait_for(lambda: len(server.hits("/gone.xml")) >= 2 and len(server.hits("/busy.xml")) >= 2,
+                    timeout=10, what="polls after the reset")
+    daemon.wait_for(lambda: daemon.status()["gone"]["state"] == "ok", what="the gone source back")
+    assert "source gone was reset: polling it now" in daemon.log
+    time.sleep(1.5)
+    assert len(server.hits("/busy.xml")) == 2  # answered 503 + Retry-After again: waits again
+    assert daemon.stop() == 0
+
+
 def test_hot_reload_adds_removes_and_survives_invalid_edit(
     server: FeedServer, tmp_path: Path, start_daemon: Any
 ) -> None:

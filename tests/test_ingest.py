@@ -18,6 +18,7 @@ import pytest
 from aggregator.fetch import make_session
 from aggregator.pipeline import INLINE, fetch_sources, record, retrieve
 from aggregator.publish import build_site, publish_changed
+from aggregator.slugs import slugify
 from aggregator.store import SourceState, Store, to_db_time
 from aggregator.store.articles import PENDING_QUERIES
 from aggregator.workers import CpuPool
@@ -427,6 +428,31 @@ def test_same_article_through_two_sources_is_stored_once(server: FeedServer, mak
     assert sorted(post.categories) == ["jia", "yi"]
     assert sorted(post.tags) == ["乙新闻", "甲新闻"]
     assert store.posts(category="yi")[0].id == post.id
+
+
+def test_an_edit_from_the_first_source_keeps_what_the_second_added(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """The merged post is A's; A's edit rewrites it while B answers 304: B's category and tag stay."""
+    link = "https://same.example.com/story?id=8"
+    a = server.add("/a.xml", rss(item("a-1", "共同报道", link, body="<p>初稿</p>")))
+    b = server.add("/b.xml", rss(item("b-1", "共同报道", link)), etag='"b1"')
+    config = make_config(
+        [
+            {"name": "A", "url": a, "category": "甲", "tags": ["甲新闻"]},
+            {"name": "B", "url": b, "category": "乙", "tags": ["乙新闻"]},
+        ]
+    )
+    store = open_store(config)
+    fetch(config, store)
+    server.add("/a.xml", rss(item("a-1", "共同报道（更正）", link, body="<p>更正稿</p>")))
+    report = fetch(config, store)
+    assert (report.updated, report.count("not-modified")) == (1, 1)  # A edited, B a 304
+    (post,) = store.posts(limit=None)
+    assert post.title == "共同报道（更正）"
+    assert (post.categories, post.tags) == (["jia", "yi"], ["甲新闻", "乙新闻"])
+    assert [p.id for p in store.posts(category="yi")] == [post.id]
+    assert [p.id for p in store.posts(tag=slugify("乙新闻"))] == [post.id]
 
 
 def test_max_entries_keeps_newest(server: FeedServer, make_config: Any, open_store: Any) -> None:

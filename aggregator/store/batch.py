@@ -63,8 +63,8 @@ class Known:
         ids = [p.id for p in posts]
         for chunk in chunks(ids, self.CHUNK):
             for row in conn.execute(
-                "SELECT id, num, content_hash, date, updated, categories, tags, link, article_status, content "
-                f"FROM posts WHERE id IN ({', '.join('?' * len(chunk))})",
+                "SELECT id, num, content_hash, date, updated, categories, tags, link, article_status, content, "
+                f"merged_categories, merged_tags FROM posts WHERE id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ):
                 self.rows[row[0]] = tuple(row[1:])
@@ -73,7 +73,8 @@ class Known:
         wanted = {self.link_keys[p.link]: p.source for p in posts if p.link and p.id not in self.rows}
         for chunk in chunks(list(wanted), self.CHUNK):
             for row in conn.execute(
-                "SELECT link_key, source, num, content_hash, date, updated, categories, tags, id FROM posts "
+                "SELECT link_key, source, num, content_hash, date, updated, categories, tags, id, "
+                "merged_categories, merged_tags FROM posts "
                 f"WHERE link_key IN ({', '.join('?' * len(chunk))}) ORDER BY num",
                 chunk,
             ):

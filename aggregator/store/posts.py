@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,10 +61,11 @@ class PostStore(Database):
             num = known.new.add(values, status, to_db_time(now))
             result.new += 1
             known.rows[post.id] = (num, post.content_hash, values["date"], values["updated"], values["categories"],
-                                   values["tags"], post.link, status, values["content"])
+                                   values["tags"], post.link, status, values["content"], "[]", "[]")
+            categories, tags = post.categories, post.tags
             if link_key:
                 twin_row = (num, post.content_hash, values["date"], values["updated"], values["categories"],
-                            values["tags"], post.id)
+                            values["tags"], post.id, "[]", "[]")
                 known.inserted.setdefault(link_key, (twin_row, post.source))
         else:
             num, old_hash, old_date, old_updated = row[0], row[1], row[2], row[3]
@@ -80,13 +81,18 @@ class PostStore(Database):
                 values["article_status"], values["article_tries"] = "pending", 0
             stamp = post.updated if post.updated and to_db_time(post.updated) > (old_updated or "") else now
             values["updated"] = to_db_time(stamp)
+            # what other sources added to this article stays (their next fetch may be a 304)
+            categories = _union(post.categories, json.loads(row[9]))
+            tags = _union(post.tags, json.loads(row[10]), str.casefold)
+            values["categories"] = json.dumps(categories, ensure_ascii=False)
+            values["tags"] = json.dumps(tags, ensure_ascii=False)
             conn.execute(
                 f"UPDATE posts SET {', '.join(k + ' = ?' for k in values)} WHERE num = ?", (*values.values(), num)
             )
             result.updated += 1
             result.categories.update(json.loads(row[4]))
             result.tags.update(slugify(t) for t in json.loads(row[5]))
-        self._index(conn, num, values["date"], post.categories, post.tags, known, fresh=row is None)
+        self._index(conn, num, values["date"], categories, tags, known, fresh=row is None)
         # post.text is ready for the index (normalise made it); not when the stored content differs
         body = post.text if values["content"] == post.content and post.text else (
             search_body(post.summary, values["content"])
@@ -96,29 +102,31 @@ class PostStore(Database):
         else:  # also when the row is this batch's: the queue then just holds the newer text
             self.fts.replace(num, fts_text(post.title), body)
         result.post_ids.append(post.id)
-        result.categories.update(post.categories)
-        result.tags.update(slugify(t) for t in post.tags)
+        result.categories.update(categories)
+        result.tags.update(slugify(t) for t in tags)
 
     def _merge_twin(self, conn: sqlite3.Connection, twin: Any, post: Post, result: StoreResult, known: Known) -> None:
-        """The same article from another source: add this source's categories and tags to it."""
-        known.new.flush(conn)  # the twin may be one of this batch's posts, not written yet
+        """The same article from another source: add this source's categories and tags to it, and
+        remember them apart (merged_*), so that an edit from the post's own source keeps them."""
         num, date, post_id = twin[0], twin[2], twin[6]
-        categories = json.loads(twin[4])
-        tags = json.loads(twin[5])
-        seen = {t.casefold() for t in tags}
-        new_categories = [c for c in post.categories if c not in categories]
-        new_tags = [t for t in post.tags if t.casefold() not in seen]
-        if not new_categories and not new_tags:
+        categories = _union(json.loads(twin[4]), post.categories)
+        tags = _union(json.loads(twin[5]), post.tags, str.casefold)
+        merged = _union(json.loads(twin[7]), post.categories), _union(json.loads(twin[8]), post.tags, str.casefold)
+        as_json = tuple(json.dumps(names, ensure_ascii=False) for names in (categories, tags, *merged))
+        if as_json == (twin[4], twin[5], twin[7], twin[8]):
             return
-        categories += new_categories
-        tags += new_tags
-        as_json = json.dumps(categories, ensure_ascii=False), json.dumps(tags, ensure_ascii=False)
-        conn.execute("UPDATE posts SET categories = ?, tags = ? WHERE num = ?", (*as_json, num))
+        known.new.flush(conn)  # the twin may be one of this batch's posts, not written yet
+        conn.execute(
+            "UPDATE posts SET categories = ?, tags = ?, merged_categories = ?, merged_tags = ? WHERE num = ?",
+            (*as_json, num),
+        )
         key = canonical_link(post.link)
         if key in known.twins:
-            known.twins[key] = (*twin[:4], *as_json, post_id)
+            known.twins[key] = (*twin[:4], *as_json[:2], post_id, *as_json[2:])
         else:
-            known.inserted[key] = ((*twin[:4], *as_json, post_id), known.inserted[key][1])
+            known.inserted[key] = ((*twin[:4], *as_json[:2], post_id, *as_json[2:]), known.inserted[key][1])
+        if as_json[:2] == (twin[4], twin[5]):
+            return  # only what it remembers changed: nothing to republish
         self._index(conn, num, date, categories, tags, known)
         result.updated += 1
         result.post_ids.append(post_id)
@@ -329,3 +337,14 @@ class PostStore(Database):
     def post_ids(self) -> set[str]:
         """The id of every stored post."""
         return {row[0] for row in self.conn.execute("SELECT id FROM posts")}
+
+
+def _union(names: list[str], more: list[str], key: Callable[[str], str] = str) -> list[str]:
+    """`names`, then those of `more` not among them (compared by `key`), in order."""
+    seen = {key(name) for name in names}
+    result = list(names)
+    for name in more:
+        if key(name) not in seen:
+            seen.add(key(name))
+            result.append(name)
+    return result

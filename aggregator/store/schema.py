@@ -97,4 +97,12 @@ MIGRATIONS = [
     """
     CREATE TABLE retired_posts (id TEXT PRIMARY KEY, retired TEXT NOT NULL) WITHOUT ROWID;
     """,
+    # 7: the categories and tags other sources added to a post (the same article reached through
+    # them), kept apart so that an edit from the post's own source keeps them; and the sources
+    # `sources reset` asked a running daemon to poll now
+    """
+    ALTER TABLE posts ADD COLUMN merged_categories TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE posts ADD COLUMN merged_tags TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE source_resets (name TEXT PRIMARY KEY) WITHOUT ROWID;
+    """,
 ]
