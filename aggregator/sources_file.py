@@ -58,7 +58,11 @@ def _write_validated(path: Path, root: Any) -> Config:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(buffer.getvalue())
         _keep_mode_and_owner(target, tmp)
-        load_config(Path(tmp))
+        try:
+            load_config(Path(tmp))
+        except ConfigError as exc:  # named as the file the user knows, not our temporary one
+            raise ConfigError([f"{problem.replace(tmp, str(path))} (nothing was written)"
+                               for problem in exc.problems]) from None
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -147,9 +151,46 @@ def remove_source(path: Path, name: str) -> Config:
     sources = _sources_node(root, path)
     for index, item in enumerate(sources):
         if isinstance(item, CommentedMap) and str(item.get("name")) == name:
-            del sources[index]
+            _delete_source(root, sources, index)
             return _write_validated(path, root)
     raise ConfigError([f"{path}: no source named {name!r}"])
+
+
+def _delete_source(root: CommentedMap, sources: CommentedSeq, index: int) -> None:
+    """Delete one source, keeping the comments ruamel attaches to it that belong to what follows.
+
+    ruamel keeps the comment lines after an entry on that entry's last key: they introduce the next
+    entry (or the next section, `rules:`). They take the place of those after the entry before,
+    which introduced the one deleted. With no entry left, the list is written `sources: []` (a
+    block list of nothing after a comment is not YAML) with its comments around it.
+    """
+    following = _comment_after(sources[index])
+    del sources[index]
+    if sources:
+        if index > 0 and following is not None:
+            _set_comment_after(sources[index - 1], following)
+        return
+    leading = root.ca.items.pop("sources", None)
+    sources.ca.comment = None
+    sources.fa.set_flow_style()
+    lines = [line.strip().lstrip("#").strip() for token in (leading[3] or [] if leading else []) for line in
+             token.value.splitlines() if line.strip()]
+    if lines:
+        root.yaml_set_comment_before_after_key("sources", before="\n".join(lines))
+    if following is not None:
+        root.ca.items.setdefault("sources", [None, None, None, None])[2] = following
+
+
+def _comment_after(item: Any) -> Any:
+    if isinstance(item, CommentedMap) and item:
+        slot = item.ca.items.get(list(item)[-1])
+        return slot[2] if slot else None
+    return None
+
+
+def _set_comment_after(item: Any, comment: Any) -> None:
+    if isinstance(item, CommentedMap) and item:
+        item.ca.items.setdefault(list(item)[-1], [None, None, None, None])[2] = comment
 
 
 def read_opml(path: Path) -> list[NewSource]:

@@ -247,6 +247,40 @@ def test_sources_add_remove_keep_comments(server: FeedServer, tmp_path: Path) ->
     assert missing.returncode == 2 and "no source named '丙'" in missing.stderr
 
 
+def test_sources_remove_keeps_the_comments_of_what_follows_and_can_empty_the_list(tmp_path: Path) -> None:
+    """ruamel hangs the comment lines after an entry on that entry: they introduce the next one
+    (or `rules:`) and must outlive it. With a comment above it, the last source's removal once
+    wrote `sources:` + comment + `[]` at column 0, which is not YAML, and the command failed."""
+    head = "site:\n  title: t\n  url: https://n.example.com/\n  database: agg.db\n"
+    entry = "  - name: {0}\n    url: https://{0}.example.com/rss\n"
+    (tmp_path / "feeds.yaml").write_text(
+        head + "sources:\n  # above a\n" + entry.format("a") + "  # heading of b\n" + entry.format("b")
+        + "  # heading of c\n" + entry.format("c") + "# the rules\nrules: []\n",
+        encoding="utf-8",
+    )
+    for name in ("b", "c", "a"):
+        removed = run_cli("sources", "remove", name, cwd=tmp_path)
+        assert removed.returncode == 0, removed.stderr
+        text = (tmp_path / "feeds.yaml").read_text(encoding="utf-8")
+        assert "# above a" in text and "# the rules" in text and f"# heading of {name}" not in text
+        if name == "b":
+            assert text.index("# heading of c") < text.index("name: c")
+    assert yaml.safe_load(text)["sources"] == [] and "sources: []" in text
+    check = run_cli("check", cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+
+
+def test_an_edit_that_would_make_feeds_yaml_invalid_names_feeds_yaml(tmp_path: Path) -> None:
+    write_config(tmp_path, [{"name": "甲", "url": "https://a.example.com/rss", "category": "Tech News"}])
+    before = (tmp_path / "feeds.yaml").read_bytes()
+    added = run_cli("sources", "add", "https://b.example.com/rss", "--category", "tech-news", cwd=tmp_path)
+    assert added.returncode == 2
+    (line,) = [x for x in added.stderr.splitlines() if "tech-news" in x]
+    assert line.startswith(str(tmp_path / "feeds.yaml") + ":") or line.startswith("feeds.yaml:"), line
+    assert ".tmp" not in added.stderr and line.endswith("(nothing was written)")
+    assert (tmp_path / "feeds.yaml").read_bytes() == before
+
+
 def test_opml_import_and_export(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "已有", "url": "https://a.example.com/rss"}])
     (tmp_path / "subs.opml").write_text(
