@@ -726,6 +726,23 @@ def test_a_renamed_category_leaves_the_site_once_its_posts_have_moved(
     assert sorted(p.name for p in (out / "new-name").iterdir()) == ["atom.xml", "feed.json", "feed.xml", "index.html"]
 
 
+def test_a_category_that_never_held_a_post_leaves_the_site_with_its_source(
+    make_config: Any, open_store: Any
+) -> None:
+    """Configured categories are published even when empty; one whose source never delivered a
+    post was unknown to the database, so removing the source left its folder served for ever."""
+    config = make_config([{"name": "例子", "url": "http://127.0.0.1:9/rss.xml", "category": "财经"},
+                          {"name": "b", "url": "http://127.0.0.1:9/b.xml", "category": "Other"}])
+    store = open_store(config)
+    build_site(config, store)
+    out = config.site.output_dir
+    assert (out / "caijing" / "feed.xml").is_file()
+    config = make_config([{"name": "b", "url": "http://127.0.0.1:9/b.xml", "category": "Other"}])
+    build_site(config, store)
+    assert not (out / "caijing").exists() and (out / "other" / "feed.xml").is_file()
+    assert "caijing" not in (out / "feeds.opml").read_text(encoding="utf-8")
+
+
 def test_hostile_answers_fail_their_own_source_never_the_pass(
     server: FeedServer, make_config: Any, open_store: Any
 ) -> None:

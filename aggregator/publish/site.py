@@ -66,7 +66,11 @@ class _Publisher:
         self.site = config.site
         self.now = now or datetime.now(UTC)
         self.report = PublishReport()
-        self.names = store.category_names(config.categories)
+        stored = store.category_names()
+        unknown = {slug: name for slug, name in config.categories.items() if slug not in stored}
+        if unknown:  # published below even without posts: known from now on, so removing it from
+            store.remember_categories(unknown)  # feeds.yaml makes it stale and its folder goes
+        self.names = {**stored, **config.categories}
         self.source_urls = {s.name: s.url for s in config.sources}
         self.counts = store.category_counts()
         self.tags = store.tag_counts() if tags is None else store.tag_info(tags, config.site.tag_feed_min)

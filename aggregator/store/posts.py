@@ -272,6 +272,13 @@ class PostStore(Database):
         return {**stored, **(configured or {})}
 
 
+    def remember_categories(self, names: Mapping[str, str]) -> None:
+        """Record categories (slug -> name) that have no posts yet: a category is published from
+        feeds.yaml even when empty, and one the database never heard of would not be recognised
+        as stale, its folder left published, once feeds.yaml drops it."""
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR IGNORE INTO categories(slug, name) VALUES (?, ?)", list(names.items()))
+
     def delete_posts_before(self, when: datetime) -> int:
         """Delete posts dated before `when` with their category, tag and full-text rows (retention).
 
