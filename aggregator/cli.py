@@ -17,14 +17,14 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .cli_common import FORMAT, Context, counted, err, handle_errors, pass_ctx, print_table
+from .cli_common import FORMAT, Context, category_slug, counted, err, handle_errors, pass_ctx, print_table
 from .config import Config, config_warnings
 from .errors import ConfigError, NotFoundError, PublishError
 from .models import SourceOutcome
 from .pipeline import fetch_sources
 from .publish import publish_changed
-from .store import Store
 from .views import post_json
+from .websub import announce_changes
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,6 +104,8 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
                     config, store, report.changed_categories, report.changed_tags, report.changed_post_ids
                 )
                 click.echo(f"published: {published.summary()}")
+                for failure in announce_changes(config.site, published.written):
+                    click.echo(f"warning: WebSub publish failed: {failure}", err=True)
             except PublishError as exc:
                 publish_error = f"error: {exc}; the posts are stored: run `aggregator build` once it is fixed"
     for outcome in report.failed:
@@ -162,22 +164,11 @@ def posts(ctx: Context, category: str | None, source: str | None, limit: int, fm
       aggregator posts --format json | jq .title
     """
     with ctx.store() as store:
-        slug = _category_slug(ctx.config, store, category) if category else None
+        slug = category_slug(ctx.config, store, category) if category else None
         if source and source not in {s.name for s in ctx.config.sources} | set(store.source_states(counts=False)):
             raise NotFoundError(f"no source named {source!r} in {ctx.config_path} or the database")
         found = store.posts(category=slug, source=source, limit=limit)
     _print_posts(ctx.config, found, fmt)
-
-
-def _category_slug(config: Config, store: Store, given: str) -> str:
-    """The slug of a category given by slug or by name (券商 -> quanshang)."""
-    names = store.category_names(config.categories)
-    if given in names:
-        return given
-    by_name = {name: slug for slug, name in names.items()}
-    if given in by_name:
-        return by_name[given]
-    raise NotFoundError(f"no category {given!r} (known slugs: {', '.join(sorted(names)) or 'none'})")
 
 
 def _print_posts(config: Config, found: list[Any], fmt: str) -> None:

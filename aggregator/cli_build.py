@@ -6,12 +6,15 @@ import os
 
 import click
 
-from .cli_common import Context, handle_errors, pass_ctx
+from .cli_common import Context, category_slug, handle_errors, pass_ctx
 from .publish import build_site
+from .websub import announce_changes
 
 
 @click.command()
-@click.option("--category", metavar="SLUG", help="Rebuild only this category (and the shared pages and feeds).")
+@click.option(
+    "--category", metavar="SLUG", help="Rebuild only this category, by slug or name (and the shared pages and feeds)."
+)
 @pass_ctx
 @handle_errors
 def build(ctx: Context, category: str | None) -> None:
@@ -26,7 +29,10 @@ def build(ctx: Context, category: str | None) -> None:
       aggregator build --category meirijingjixinwen
     """
     with ctx.store() as store:
-        report = build_site(ctx.config, store, category=category)
+        slug = category_slug(ctx.config, store, category) if category else None
+        report = build_site(ctx.config, store, category=slug)
+    for failure in announce_changes(ctx.config.site, report.written):
+        click.echo(f"warning: WebSub publish failed: {failure}", err=True)
     here = os.getcwd() + os.sep
     for verb, paths in (("wrote", report.written), ("removed", report.removed)):
         for path in paths:

@@ -133,3 +133,14 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 def print_json(value: Any) -> None:
     """JSON for scripts: UTF-8 as is (Chinese stays readable), indented."""
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def category_slug(config: Config, store: Store, given: str) -> str:
+    """The slug of a category given by slug or by name (券商 -> quanshang)."""
+    names = store.category_names(config.categories)
+    if given in names:
+        return given
+    by_name = {name: slug for slug, name in names.items()}
+    if given in by_name:
+        return by_name[given]
+    raise NotFoundError(f"no category {given!r} (known slugs: {', '.join(sorted(names)) or 'none'})")

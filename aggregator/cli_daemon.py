@@ -24,7 +24,7 @@ LOG_FORMAT = click.option("--log-format", type=click.Choice(["text", "json"]), d
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to serve on (default: server.port, 8080).")
 @click.option(
     "--grace",
-    type=float,
+    type=click.FloatRange(min=0),
     default=10.0,
     show_default=True,
     help="Seconds in-flight fetches may take to finish on SIGTERM.",

@@ -21,7 +21,7 @@ from .metrics import Metrics
 from .models import SourceOutcome
 from .publish import PublishReport, build_site, publish_changed
 from .store import Store
-from .websub import announce, changed_feed_urls
+from .websub import announce_changes
 
 LOG = logging.getLogger("aggregator.daemon")
 PUBLISH_DEBOUNCE = 1.0
@@ -124,6 +124,4 @@ class PublishingMixin:
         self.publish_errors.pop(kind, None)  # each kind clears its own: a failing build stays reported
         deleted = f", {report.deleted_posts} posts past retention deleted" if report.deleted_posts else ""
         LOG.info("published: %d files written in %dms%s", len(report.written), int(seconds * 1000), deleted)
-        site = self.config.site
-        if site.websub_hub:
-            announce(self.session, site.websub_hub, changed_feed_urls(report.written, site.output_dir, site.url))
+        announce_changes(self.config.site, report.written, self.session)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 import requests
+
+from .config import Site
 
 LOG = logging.getLogger("aggregator.websub")
 FEED_FILES = {"feed.xml", "atom.xml", "feed.json"}
@@ -38,3 +41,15 @@ def announce(session: requests.Session, hub: str, urls: list[str], timeout: floa
     for failure in failures:
         LOG.warning("WebSub publish failed: %s", failure)
     return failures
+
+
+def announce_changes(site: Site, written: Iterable[Path], session: requests.Session | None = None) -> list[str]:
+    """Tell `site.websub_hub` (if any) which of the feed files a publish `written` changed; return
+    the failures. The daemon, `fetch` and `build` all announce, so subscribers hear of every change."""
+    urls = changed_feed_urls(written, site.output_dir, site.url) if site.websub_hub else []
+    if not urls:
+        return []
+    with contextlib.ExitStack() as stack:
+        if session is None:
+            session = stack.enter_context(requests.Session())
+        return announce(session, site.websub_hub, urls)

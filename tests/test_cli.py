@@ -281,6 +281,38 @@ def test_an_edit_that_would_make_feeds_yaml_invalid_names_feeds_yaml(tmp_path: P
     assert (tmp_path / "feeds.yaml").read_bytes() == before
 
 
+def test_fetch_and_build_announce_changed_feeds_to_the_websub_hub(server: FeedServer, tmp_path: Path) -> None:
+    """Not only the daemon: a cron job running `fetch`, or a `build`, changes the feeds too."""
+    from urllib.parse import parse_qs
+
+    server.add("/hub", b"", status=202)
+    server.add("/a.xml", fixture("rss091.xml"))
+    write_config(tmp_path, [{"name": "甲", "url": server.url("/a.xml"), "category": "财经"}],
+                 site={"websub_hub": server.url("/hub")})
+    fetched = run_cli("fetch", cwd=tmp_path)
+    assert fetched.returncode == 0, fetched.stderr
+    announced = [parse_qs(body)["hub.url"][0] for path, body in server.posts if path == "/hub"]
+    assert "https://news.example.com/caijing/feed.xml" in announced
+    assert "https://news.example.com/feed.xml" in announced
+    (tmp_path / "public" / "caijing" / "atom.xml").unlink()
+    server.posts.clear()
+    built = run_cli("build", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert [parse_qs(body)["hub.url"][0] for _, body in server.posts] == ["https://news.example.com/caijing/atom.xml"]
+    server.add("/hub", b"", status=500)
+    (tmp_path / "public" / "caijing" / "atom.xml").unlink()
+    failing = run_cli("build", cwd=tmp_path)
+    assert failing.returncode == 0  # the site is built: the hub's failure is a warning
+    assert "warning: WebSub publish failed: https://news.example.com/caijing/atom.xml: hub answered HTTP 500" in (
+        failing.stderr)
+
+
+def test_a_negative_grace_is_refused(tmp_path: Path) -> None:
+    write_config(tmp_path, [])
+    result = run_cli("run", "--grace", "-1", cwd=tmp_path)
+    assert result.returncode == 2 and "-1" in result.stderr and "--grace" in result.stderr
+
+
 def test_opml_import_and_export(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "已有", "url": "https://a.example.com/rss"}])
     (tmp_path / "subs.opml").write_text(

@@ -600,8 +600,10 @@ def test_cli_build_prints_what_it_wrote(tmp_path: Path) -> None:
     again = runner.invoke(build, ["--category", "tech"], obj=Context(config.path))
     assert again.exit_code == 0 and again.output.splitlines() == [again.output.splitlines()[-1]]
     assert re.match(r"^0 written, \d+ unchanged", again.output)
+    by_name = runner.invoke(build, ["--category", config.categories["tech"]], obj=Context(config.path))
+    assert by_name.exit_code == 0 and re.match(r"^0 written, \d+ unchanged", by_name.output)  # as `posts` takes it
     bad = runner.invoke(build, ["--category", "nope"], obj=Context(config.path))
-    assert bad.exit_code == 2 and "no category with slug 'nope'" in bad.output
+    assert bad.exit_code == 2 and "no category 'nope' (known slugs: " in bad.output
 
 
 def test_all_feed_dates_carry_the_site_offset(built) -> None:
