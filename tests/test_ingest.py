@@ -444,7 +444,8 @@ def test_an_edit_from_the_first_source_keeps_what_the_second_added(
         ]
     )
     store = open_store(config)
-    fetch(config, store)
+    fetch(config, store, sources=config.sources[:1])  # A first: the post is A's
+    fetch(config, store, sources=config.sources[1:])
     server.add("/a.xml", rss(item("a-1", "共同报道（更正）", link, body="<p>更正稿</p>")))
     report = fetch(config, store)
     assert (report.updated, report.count("not-modified")) == (1, 1)  # A edited, B a 304
