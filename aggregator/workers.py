@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -168,11 +168,13 @@ class CpuPool:
         call: tuple[Any, ...] = (_timed_call, job, func, *args) if job else (func, *args)
         pool = self._pool()
         try:
-            return pool.executor.submit(*call), pool
+            future = pool.executor.submit(*call)
         except (BrokenProcessPool, OSError):  # a worker died (killed, out of memory): a fresh pool
             self._reset(pool)
             pool = self._pool()
-            return pool.executor.submit(*call), pool
+            future = pool.executor.submit(*call)
+        _fail_if_orphaned(future, pool.executor)
+        return future, pool
 
     def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run `func(*args)` in a worker and wait for it (from any thread), at most `time_limit`
@@ -216,8 +218,6 @@ class CpuPool:
                 pass
             if pool is None:
                 continue
-            if _orphaned(future, pool.executor):
-                raise BrokenProcessPool("the pool broke while this job was being handed to it")
             worker, ran = self._running_for(job, pool)
             if worker and spent + ran > self.time_limit:
                 self._stop(pool, worker)
@@ -273,15 +273,20 @@ class CpuPool:
                 process.join(2.0)
 
 
-def _orphaned(future: Future[Any], executor: ProcessPoolExecutor) -> bool:
-    """Whether `future` will never be resolved: its executor broke and its manager thread, which
-    fails every pending job of a broken pool, has ended without failing this one. Python 3.11
-    marks a pool broken without the lock `submit` holds, so a job submitted at that moment can be
-    added after the pending jobs were failed; waiting for it would hang its fetch for ever."""
+def _fail_if_orphaned(future: Future[Any], executor: ProcessPoolExecutor) -> None:
+    """Fail `future` if it will never be resolved otherwise. Python 3.11 marks a pool broken
+    without the lock `submit` holds, so a job submitted at that moment can be added after the
+    manager thread failed the pending jobs: whoever waits on it (a fetch, an export) would wait for
+    ever. Such a job finds the pool marked broken once submit returns: the manager thread is given
+    time to fail it as usual, and what it left pending is failed here."""
     if future.done() or not getattr(executor, "_broken", False):
-        return False
+        return
     manager = getattr(executor, "_executor_manager_thread", None)
-    return (manager is None or not manager.is_alive()) and not future.done()
+    if manager is not None and manager is not threading.current_thread():
+        manager.join(5.0)
+    if not future.done():
+        with contextlib.suppress(InvalidStateError):  # resolved meanwhile after all
+            future.set_exception(BrokenProcessPool("the pool broke while this job was being handed to it"))
 
 
 _shared: dict[int, CpuPool] = {}
