@@ -180,10 +180,14 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
     def _check_changes(self) -> None:
         """What other processes changed: feeds.yaml (edited), and sources `sources reset` asked for."""
         self._check_config()
-        with self.store_lock:
+        if not self.store_lock.acquire(blocking=False):
+            return  # a poll is storing (a big batch, the daily retention): look again next tick
+        try:
             if self._closed:
                 return
             names = self.store.take_source_resets()
+        finally:
+            self.store_lock.release()
         config = self.config
         for name in names:
             source = next((s for s in config.sources if s.name == name), None)

@@ -13,6 +13,7 @@ import functools
 import math
 import os
 import re
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,7 +70,8 @@ class _Publisher:
         stored = store.category_names()
         unknown = {slug: name for slug, name in config.categories.items() if slug not in stored}
         if unknown:  # published below even without posts: known from now on, so removing it from
-            store.remember_categories(unknown)  # feeds.yaml makes it stale and its folder goes
+            with contextlib.suppress(sqlite3.OperationalError):  # feeds.yaml makes it stale and its
+                store.remember_categories(unknown)  # folder goes; busy now, it is recorded next time
         self.names = {**stored, **config.categories}
         self.source_urls = {s.name: s.url for s in config.sources}
         self.counts = store.category_counts()
