@@ -124,4 +124,5 @@ class PublishingMixin:
         self.publish_errors.pop(kind, None)  # each kind clears its own: a failing build stays reported
         deleted = f", {report.deleted_posts} posts past retention deleted" if report.deleted_posts else ""
         LOG.info("published: %d files written in %dms%s", len(report.written), int(seconds * 1000), deleted)
-        announce_changes(self.config.site, report.written, self.session)
+        for failure in announce_changes(self.config.site, report.written, self.session):
+            LOG.warning("WebSub publish failed: %s", failure)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import requests
 
 from .config import Site
 
-LOG = logging.getLogger("aggregator.websub")
 FEED_FILES = {"feed.xml", "atom.xml", "feed.json"}
 
 
@@ -29,17 +27,20 @@ def changed_feed_urls(written: Iterable[Path], output_dir: Path, site_url: str) 
 
 
 def announce(session: requests.Session, hub: str, urls: list[str], timeout: float = 10.0) -> list[str]:
-    """POST hub.mode=publish for each URL; return the failures (logged, never raised)."""
+    """POST hub.mode=publish for each URL; return the failures (for the caller to report; never
+    raised). A hub that
+    cannot be reached or does not answer in `timeout` is not tried again for the other URLs."""
     failures = []
-    for url in urls:
+    for done, url in enumerate(urls):
         try:
             response = session.post(hub, data={"hub.mode": "publish", "hub.url": url}, timeout=timeout)
             if response.status_code >= 300:
                 failures.append(f"{url}: hub answered HTTP {response.status_code}")
         except requests.RequestException as exc:
             failures.append(f"{url}: {type(exc).__name__}")
-    for failure in failures:
-        LOG.warning("WebSub publish failed: %s", failure)
+            if len(urls) - done > 1:  # unreachable or silent: the rest would each wait as long
+                failures.append(f"{len(urls) - done - 1} more changed feeds not announced: the hub did not answer")
+            break
     return failures
 
 

@@ -305,6 +305,16 @@ def test_fetch_and_build_announce_changed_feeds_to_the_websub_hub(server: FeedSe
     assert failing.returncode == 0  # the site is built: the hub's failure is a warning
     assert "warning: WebSub publish failed: https://news.example.com/caijing/atom.xml: hub answered HTTP 500" in (
         failing.stderr)
+    write_config(tmp_path, [{"name": "甲", "url": server.url("/a.xml"), "category": "财经"}],
+                 site={"websub_hub": "http://127.0.0.1:9/hub"})  # nobody listens: refused
+    for name in ("atom.xml", "feed.xml", "feed.json"):
+        (tmp_path / "public" / "caijing" / name).unlink()
+    dead = run_cli("build", cwd=tmp_path)
+    assert dead.returncode == 0
+    warnings = [line for line in dead.stderr.splitlines() if "WebSub" in line]
+    assert len(warnings) == 2 and warnings[0].startswith("warning: WebSub publish failed: https://"), warnings
+    assert re.fullmatch(r"warning: WebSub publish failed: \d+ more changed feeds not announced: the hub did not "
+                        r"answer", warnings[1])
 
 
 def test_a_negative_grace_is_refused(tmp_path: Path) -> None:
