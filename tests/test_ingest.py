@@ -456,6 +456,35 @@ def test_an_edit_from_the_first_source_keeps_what_the_second_added(
     assert [p.id for p in store.posts(tag=slugify("乙新闻"))] == [post.id]
 
 
+def test_a_category_renamed_in_the_second_source_moves_and_the_first_sources_edits_keep_it(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """Each source's share of a merged post is its own: B's category renamed in feeds.yaml replaces
+    B's old one (not added beside it for ever); A's edits keep B's share; a third source adds its own."""
+    link = "https://same.example.com/story?id=9"
+    a = server.add("/a.xml", rss(item("a-1", "共同报道", link, body="<p>一</p>")))
+    b = server.add("/b.xml", rss(item("b-1", "共同报道", link)))
+    c = server.add("/c.xml", rss(item("c-1", "共同报道", link)))
+    sources = [{"name": "A", "url": a, "category": "甲"}, {"name": "B", "url": b, "category": "乙", "tags": ["乙新闻"]},
+               {"name": "C", "url": c, "category": "甲", "tags": ["丙新闻"]}]
+    config = make_config(sources)
+    store = open_store(config)
+    for source in config.sources:  # in this order: the post is A's
+        fetch(config, store, sources=[source])
+    (post,) = store.posts(limit=None)
+    assert (post.categories, post.tags) == (["jia", "yi"], ["乙新闻", "丙新闻"])
+    sources[1]["category"] = "丁"
+    config = make_config(sources)
+    fetch(config, store, sources=[config.sources[1]])
+    (post,) = store.posts(limit=None)
+    assert (post.categories, post.tags) == (["jia", "ding"], ["乙新闻", "丙新闻"])
+    assert store.posts(category="yi") == [] and [p.id for p in store.posts(category="ding")] == [post.id]
+    server.add("/a.xml", rss(item("a-1", "共同报道（更正）", link, body="<p>二</p>")))
+    fetch(config, store, sources=[config.sources[0]])
+    (post,) = store.posts(limit=None)
+    assert post.title == "共同报道（更正）" and (post.categories, post.tags) == (["jia", "ding"], ["乙新闻", "丙新闻"])
+
+
 def test_max_entries_keeps_newest(server: FeedServer, make_config: Any, open_store: Any) -> None:
     items = "".join(
         item(f"g{i}", f"t{i}", f"http://n.example.com/{i}", f"Mon, {i + 1:02d} Mar 2022 10:00:00 +0000")

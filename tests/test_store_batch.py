@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aggregator.normalise import content_hash
 from aggregator.slugs import slugify
-from aggregator.store import Store
+from aggregator.store import SourceState, Store
 from aggregator.store.base import PAGE_SIZE, WAL_SIZE_LIMIT, StoreResult
 
 from .publish_helpers import make_post
@@ -160,3 +160,29 @@ def test_wal_file_shrinks_back_to_its_limit_after_a_burst(tmp_path: Path) -> Non
             conn.execute("CREATE TABLE after_burst(x)")
         assert wal.stat().st_size <= WAL_SIZE_LIMIT
         assert store.count_posts() == 0
+
+
+def test_migration_7_forgets_validators_once_so_every_source_records_its_share(tmp_path: Path) -> None:
+    """A database of the previous version held merged posts without each source's share: one full
+    fetch of every source (no 304) records them. Later opens change nothing."""
+    path = tmp_path / "db.sqlite"
+    store = Store(path)
+    store.save_source_state(SourceState(name="乙", url="https://b.example.com/rss", etag='"b1"',
+                                        last_modified="Mon, 28 Mar 2022 10:00:00 GMT"))
+    store.store_posts([make_post("甲", 1, categories=["jia", "yi"])], {"jia": "甲"}, NOW)
+    store.close()
+    with sqlite3.connect(path) as conn:  # back to version 6, as the previous release left it
+        for column in ("categories_by_source", "tags_by_source"):
+            conn.execute(f"ALTER TABLE posts DROP COLUMN {column}")
+        conn.execute("DROP TABLE source_resets")
+        conn.execute("PRAGMA user_version = 6")
+    store = Store(path)
+    state = store.source_state("乙")
+    assert (state.etag, state.last_modified, state.url) == ("", "", "https://b.example.com/rss")
+    (post,) = store.posts(limit=None)
+    assert post.categories == ["jia", "yi"]  # what it showed stays until the sources' next fetches
+    store.save_source_state(SourceState(name="乙", url="https://b.example.com/rss", etag='"b2"'))
+    store.close()
+    store = Store(path)
+    assert store.source_state("乙").etag == '"b2"'
+    store.close()

@@ -64,7 +64,7 @@ class Known:
         for chunk in chunks(ids, self.CHUNK):
             for row in conn.execute(
                 "SELECT id, num, content_hash, date, updated, categories, tags, link, article_status, content, "
-                f"merged_categories, merged_tags FROM posts WHERE id IN ({', '.join('?' * len(chunk))})",
+                f"categories_by_source, tags_by_source FROM posts WHERE id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ):
                 self.rows[row[0]] = tuple(row[1:])
@@ -74,7 +74,7 @@ class Known:
         for chunk in chunks(list(wanted), self.CHUNK):
             for row in conn.execute(
                 "SELECT link_key, source, num, content_hash, date, updated, categories, tags, id, "
-                "merged_categories, merged_tags FROM posts "
+                "categories_by_source, tags_by_source, source FROM posts "
                 f"WHERE link_key IN ({', '.join('?' * len(chunk))}) ORDER BY num",
                 chunk,
             ):

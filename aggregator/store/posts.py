@@ -61,11 +61,11 @@ class PostStore(Database):
             num = known.new.add(values, status, to_db_time(now))
             result.new += 1
             known.rows[post.id] = (num, post.content_hash, values["date"], values["updated"], values["categories"],
-                                   values["tags"], post.link, status, values["content"], "[]", "[]")
+                                   values["tags"], post.link, status, values["content"], "{}", "{}")
             categories, tags = post.categories, post.tags
             if link_key:
                 twin_row = (num, post.content_hash, values["date"], values["updated"], values["categories"],
-                            values["tags"], post.id, "[]", "[]")
+                            values["tags"], post.id, "{}", "{}", post.source)
                 known.inserted.setdefault(link_key, (twin_row, post.source))
         else:
             num, old_hash, old_date, old_updated = row[0], row[1], row[2], row[3]
@@ -81,11 +81,12 @@ class PostStore(Database):
                 values["article_status"], values["article_tries"] = "pending", 0
             stamp = post.updated if post.updated and to_db_time(post.updated) > (old_updated or "") else now
             values["updated"] = to_db_time(stamp)
-            # what other sources added to this article stays (their next fetch may be a 304)
-            categories = _union(post.categories, json.loads(row[9]))
-            tags = _union(post.tags, json.loads(row[10]), str.casefold)
-            values["categories"] = json.dumps(categories, ensure_ascii=False)
-            values["tags"] = json.dumps(tags, ensure_ascii=False)
+            categories, tags = post.categories, post.tags
+            if row[9] != "{}" or row[10] != "{}":  # other sources' shares stay (their next fetch may be a 304)
+                values["categories_by_source"], categories = _share(row[9], post.source, post.categories, str)
+                values["tags_by_source"], tags = _share(row[10], post.source, post.tags, str.casefold)
+                values["categories"] = json.dumps(categories, ensure_ascii=False)
+                values["tags"] = json.dumps(tags, ensure_ascii=False)
             conn.execute(
                 f"UPDATE posts SET {', '.join(k + ' = ?' for k in values)} WHERE num = ?", (*values.values(), num)
             )
@@ -106,27 +107,30 @@ class PostStore(Database):
         result.tags.update(slugify(t) for t in tags)
 
     def _merge_twin(self, conn: sqlite3.Connection, twin: Any, post: Post, result: StoreResult, known: Known) -> None:
-        """The same article from another source: add this source's categories and tags to it, and
-        remember them apart (merged_*), so that an edit from the post's own source keeps them."""
-        num, date, post_id = twin[0], twin[2], twin[6]
-        categories = _union(json.loads(twin[4]), post.categories)
-        tags = _union(json.loads(twin[5]), post.tags, str.casefold)
-        merged = _union(json.loads(twin[7]), post.categories), _union(json.loads(twin[8]), post.tags, str.casefold)
-        as_json = tuple(json.dumps(names, ensure_ascii=False) for names in (categories, tags, *merged))
-        if as_json == (twin[4], twin[5], twin[7], twin[8]):
+        """The same article from another source: its categories and tags become this source's share
+        of the post's (replacing what it gave before: a category renamed in feeds.yaml moves)."""
+        num, date, post_id, owner = twin[0], twin[2], twin[6], twin[9]
+        categories_by, categories = _share(twin[7], post.source, post.categories, str, owner, twin[4])
+        tags_by, tags = _share(twin[8], post.source, post.tags, str.casefold, owner, twin[5])
+        as_json = (json.dumps(categories, ensure_ascii=False), json.dumps(tags, ensure_ascii=False))
+        if (*as_json, categories_by, tags_by) == (twin[4], twin[5], twin[7], twin[8]):
             return
         known.new.flush(conn)  # the twin may be one of this batch's posts, not written yet
         conn.execute(
-            "UPDATE posts SET categories = ?, tags = ?, merged_categories = ?, merged_tags = ? WHERE num = ?",
-            (*as_json, num),
+            "UPDATE posts SET categories = ?, tags = ?, categories_by_source = ?, tags_by_source = ? WHERE num = ?",
+            (*as_json, categories_by, tags_by, num),
         )
+        merged = (*twin[:4], *as_json, post_id, categories_by, tags_by, owner)
         key = canonical_link(post.link)
         if key in known.twins:
-            known.twins[key] = (*twin[:4], *as_json[:2], post_id, *as_json[2:])
+            known.twins[key] = merged
         else:
-            known.inserted[key] = ((*twin[:4], *as_json[:2], post_id, *as_json[2:]), known.inserted[key][1])
-        if as_json[:2] == (twin[4], twin[5]):
-            return  # only what it remembers changed: nothing to republish
+            known.inserted[key] = (merged, known.inserted[key][1])
+        if post_id in known.rows:  # the owner's post is in this batch too: its edit must see the shares
+            row = known.rows[post_id]
+            known.rows[post_id] = (*row[:4], *as_json, *row[6:9], categories_by, tags_by)
+        if as_json == (twin[4], twin[5]):
+            return  # only the shares changed (the same names): nothing to republish
         self._index(conn, num, date, categories, tags, known)
         result.updated += 1
         result.post_ids.append(post_id)
@@ -346,12 +350,18 @@ class PostStore(Database):
         return {row[0] for row in self.conn.execute("SELECT id FROM posts")}
 
 
-def _union(names: list[str], more: list[str], key: Callable[[str], str] = str) -> list[str]:
-    """`names`, then those of `more` not among them (compared by `key`), in order."""
-    seen = {key(name) for name in names}
-    result = list(names)
-    for name in more:
+def _share(
+    stored: str, source: str, names: list[str], key: Callable[[str], str], owner: str = "", shown: str = "[]"
+) -> tuple[str, list[str]]:
+    """Set `source`'s share of a post's names; return (the shares as JSON, the names to show: every
+    share's, the owner's first, without repeats by `key`). `stored` '{}' means one source so far:
+    the owner, whose share is what the post shows (`shown`)."""
+    shares: dict[str, list[str]] = json.loads(stored) or ({owner: json.loads(shown)} if owner else {})
+    shares[source] = names
+    seen: set[str] = set()
+    union = []
+    for name in (name for share in shares.values() for name in share):
         if key(name) not in seen:
             seen.add(key(name))
-            result.append(name)
-    return result
+            union.append(name)
+    return json.dumps(shares, ensure_ascii=False), union

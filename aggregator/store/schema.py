@@ -97,12 +97,15 @@ MIGRATIONS = [
     """
     CREATE TABLE retired_posts (id TEXT PRIMARY KEY, retired TEXT NOT NULL) WITHOUT ROWID;
     """,
-    # 7: the categories and tags other sources added to a post (the same article reached through
-    # them), kept apart so that an edit from the post's own source keeps them; and the sources
-    # `sources reset` asked a running daemon to poll now
+    # 7: a post reached through several sources (the same article) keeps each one's categories and
+    # tags apart ({source: [...]}; '{}' while it has one source), so that an edit from one source,
+    # or a category renamed in another, changes only that source's share. Validators are
+    # forgotten once, so every source's next fetch is a full one that records its share. And the
+    # sources `sources reset` asked a running daemon to poll now.
     """
-    ALTER TABLE posts ADD COLUMN merged_categories TEXT NOT NULL DEFAULT '[]';
-    ALTER TABLE posts ADD COLUMN merged_tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE posts ADD COLUMN categories_by_source TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE posts ADD COLUMN tags_by_source TEXT NOT NULL DEFAULT '{}';
+    UPDATE sources SET etag = '', last_modified = '';
     CREATE TABLE source_resets (name TEXT PRIMARY KEY) WITHOUT ROWID;
     """,
 ]
