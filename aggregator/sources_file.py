@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import stat
 import tempfile
 import xml.etree.ElementTree as ET
@@ -52,11 +53,16 @@ def _write_validated(path: Path, root: Any) -> Config:
     """
     buffer = io.StringIO()
     _yaml().dump(root, buffer)
+    return _write_text_validated(path, buffer.getvalue())
+
+
+def _write_text_validated(path: Path, text: str) -> Config:
+    """`_write_validated` for a config already written out as text."""
     target = path.resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(buffer.getvalue())
+            handle.write(text)
         _keep_mode_and_owner(target, tmp)
         try:
             load_config(Path(tmp))
@@ -146,51 +152,67 @@ def add_sources(
 
 
 def remove_source(path: Path, name: str) -> Config:
-    """Remove the source called `name` from feeds.yaml; its stored posts stay in the database."""
+    """Remove the source called `name` from feeds.yaml; its stored posts stay in the database.
+
+    The entry's lines are cut from the file's text, the rest kept byte for byte: ruamel hangs the
+    comment lines after an entry on that entry's last node (they introduce what follows), so
+    deleting the node would take them along, or move them, or leave `sources:` + comment + `[]`,
+    which is not YAML.
+    """
     root = read_yaml(path)
     sources = _sources_node(root, path)
     for index, item in enumerate(sources):
         if isinstance(item, CommentedMap) and str(item.get("name")) == name:
-            _delete_source(root, sources, index)
-            return _write_validated(path, root)
+            if sources.fa.flow_style():  # `sources: [{...}]`: no lines of its own, and no comments
+                del sources[index]
+                return _write_validated(path, root)
+            text = path.read_text(encoding="utf-8")
+            cut = _without_entry(text, sources.lc.item(index)[0], root.lc.key("sources")[0])
+            return _write_text_validated(path, cut)
     raise ConfigError([f"{path}: no source named {name!r}"])
 
 
-def _delete_source(root: CommentedMap, sources: CommentedSeq, index: int) -> None:
-    """Delete one source, keeping the comments ruamel attaches to it that belong to what follows.
-
-    ruamel keeps the comment lines after an entry on that entry's last key: they introduce the next
-    entry (or the next section, `rules:`). They take the place of those after the entry before,
-    which introduced the one deleted. With no entry left, the list is written `sources: []` (a
-    block list of nothing after a comment is not YAML) with its comments around it.
-    """
-    following = _comment_after(sources[index])
-    del sources[index]
-    if sources:
-        if index > 0 and following is not None:
-            _set_comment_after(sources[index - 1], following)
-        return
-    leading = root.ca.items.pop("sources", None)
-    sources.ca.comment = None
-    sources.fa.set_flow_style()
-    lines = [line.strip().lstrip("#").strip() for token in (leading[3] or [] if leading else []) for line in
-             token.value.splitlines() if line.strip()]
-    if lines:
-        root.yaml_set_comment_before_after_key("sources", before="\n".join(lines))
-    if following is not None:
-        root.ca.items.setdefault("sources", [None, None, None, None])[2] = following
-
-
-def _comment_after(item: Any) -> Any:
-    if isinstance(item, CommentedMap) and item:
-        slot = item.ca.items.get(list(item)[-1])
-        return slot[2] if slot else None
-    return None
+def _without_entry(text: str, first: int, key_line: int) -> str:
+    """`text` without the block-list entry whose first node is on line `first` (0-based): its lines,
+    the comment lines right above it at its own indentation (its heading), and not the comment
+    lines after it at that indentation or less (they introduce what follows). With the list left
+    empty, the `sources:` line on `key_line` becomes `sources: []`."""
+    lines = text.splitlines(keepends=True)
+    dash = first
+    while not lines[dash].lstrip().startswith("-"):  # `-` alone on a line, the entry below it
+        dash -= 1
+    column = _indent(lines[dash])
+    end = dash + 1
+    while end < len(lines) and (_is_blank_or_comment(lines[end]) or _indent(lines[end]) > column):
+        end += 1
+    while end > dash + 1 and _is_blank_or_comment(lines[end - 1]) and (
+        not lines[end - 1].strip() or _indent(lines[end - 1]) <= column
+    ):
+        end -= 1
+    start = dash
+    while start > key_line + 1 and lines[start - 1].strip().startswith("#") and _indent(lines[start - 1]) == column:
+        start -= 1
+    rest = lines[:start] + lines[end:]
+    if _list_now_empty(rest, key_line, column):
+        rest[key_line] = re.sub(r"^(\s*sources\s*:)", r"\1 []", rest[key_line], count=1)
+    return "".join(rest)
 
 
-def _set_comment_after(item: Any, comment: Any) -> None:
-    if isinstance(item, CommentedMap) and item:
-        item.ca.items.setdefault(list(item)[-1], [None, None, None, None])[2] = comment
+def _list_now_empty(lines: list[str], key_line: int, column: int) -> bool:
+    """Whether no entry of the list under `key_line` is left (the next content line is not `-`)."""
+    for line in lines[key_line + 1 :]:
+        if _is_blank_or_comment(line):
+            continue
+        return not (line.lstrip().startswith("-") and _indent(line) == column)
+    return True
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _is_blank_or_comment(line: str) -> bool:
+    return not line.strip() or line.lstrip().startswith("#")
 
 
 def read_opml(path: Path) -> list[NewSource]:

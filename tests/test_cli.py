@@ -248,24 +248,26 @@ def test_sources_add_remove_keep_comments(server: FeedServer, tmp_path: Path) ->
 
 
 def test_sources_remove_keeps_the_comments_of_what_follows_and_can_empty_the_list(tmp_path: Path) -> None:
-    """ruamel hangs the comment lines after an entry on that entry: they introduce the next one
-    (or `rules:`) and must outlive it. With a comment above it, the last source's removal once
-    wrote `sources:` + comment + `[]` at column 0, which is not YAML, and the command failed."""
+    """The entry's lines go with its heading (the comment lines right above it); the comment lines
+    after it (they introduce the next entry, or `rules:`) and every other line stay as they were.
+    With a comment above it, the last source's removal once wrote `sources:` + comment + `[]` at
+    column 0, which is not YAML, and the command failed."""
     head = "site:\n  title: t\n  url: https://n.example.com/\n  database: agg.db\n"
-    entry = "  - name: {0}\n    url: https://{0}.example.com/rss\n"
-    (tmp_path / "feeds.yaml").write_text(
-        head + "sources:\n  # above a\n" + entry.format("a") + "  # heading of b\n" + entry.format("b")
-        + "  # heading of c\n" + entry.format("c") + "# the rules\nrules: []\n",
-        encoding="utf-8",
-    )
-    for name in ("b", "c", "a"):
+    entry = "  - name: {0}\n    url: https://{0}.example.com/rss  # {0}-eol\n"
+    original = (head + "sources:  # the list\n  # heading of a\n" + entry.format("a") + "\n  # heading of b\n"
+                + entry.format("b") + "    tags:\n      - x\n      # b's own last line\n  # heading of c\n"
+                + entry.format("c") + "# the rules\nrules: []\n")
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text(original, encoding="utf-8")
+    removed = run_cli("sources", "remove", "b", cwd=tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    b_lines = original[original.index("  # heading of b"):original.index("  # heading of c")]
+    assert feeds.read_text(encoding="utf-8") == original.replace(b_lines, "")  # nothing else moved
+    for name in ("a", "c"):
         removed = run_cli("sources", "remove", name, cwd=tmp_path)
         assert removed.returncode == 0, removed.stderr
-        text = (tmp_path / "feeds.yaml").read_text(encoding="utf-8")
-        assert "# above a" in text and "# the rules" in text and f"# heading of {name}" not in text
-        if name == "b":
-            assert text.index("# heading of c") < text.index("name: c")
-    assert yaml.safe_load(text)["sources"] == [] and "sources: []" in text
+    text = feeds.read_text(encoding="utf-8")
+    assert text == head + "sources: []  # the list\n\n# the rules\nrules: []\n"
     check = run_cli("check", cwd=tmp_path)
     assert check.returncode == 0, check.stderr
 
