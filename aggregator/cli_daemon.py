@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import Counter
@@ -19,12 +20,19 @@ LOG_LEVEL = click.option(
 LOG_FORMAT = click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 
 
+def _not_nan(value: float) -> float:
+    if math.isnan(value):  # a range lets nan through: it compares false with both ends
+        raise click.BadParameter("nan is not a number of seconds")
+    return value
+
+
 @click.command()
 @click.option("--host", help="Address to serve on (default: server.host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to serve on (default: server.port, 8080).")
 @click.option(
     "--grace",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=24 * 3600),
+    callback=lambda _ctx, _param, value: _not_nan(value),
     default=10.0,
     show_default=True,
     help="Seconds in-flight fetches may take to finish on SIGTERM.",

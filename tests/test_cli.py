@@ -321,8 +321,9 @@ def test_fetch_and_build_announce_changed_feeds_to_the_websub_hub(server: FeedSe
 
 def test_a_negative_grace_is_refused(tmp_path: Path) -> None:
     write_config(tmp_path, [])
-    result = run_cli("run", "--grace", "-1", cwd=tmp_path)
-    assert result.returncode == 2 and "-1" in result.stderr and "--grace" in result.stderr
+    for value in ("-1", "nan", "inf"):
+        result = run_cli("run", "--grace", value, cwd=tmp_path)
+        assert result.returncode == 2 and "Invalid value for '--grace'" in result.stderr, (value, result.stderr)
 
 
 def test_opml_import_and_export(tmp_path: Path) -> None:
