@@ -61,7 +61,7 @@ def _write_text_validated(path: Path, text: str) -> Config:
     target = path.resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:  # line ends as given
             handle.write(text)
         _keep_mode_and_owner(target, tmp)
         try:
@@ -166,9 +166,13 @@ def remove_source(path: Path, name: str) -> Config:
             if sources.fa.flow_style():  # `sources: [{...}]`: no lines of its own, and no comments
                 del sources[index]
                 return _write_validated(path, root)
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")  # as it is: CRLF line ends stay CRLF
             cut = _without_entry(text, sources.lc.item(index)[0], root.lc.key("sources")[0])
-            return _write_text_validated(path, cut)
+            try:
+                return _write_text_validated(path, cut)
+            except ConfigError:  # a layout lines cannot be cut from (a `}` or string continued at the
+                del sources[index]  # entry's indentation, an anchor used below): ruamel's way
+                return _write_validated(path, root)
     raise ConfigError([f"{path}: no source named {name!r}"])
 
 
@@ -177,7 +181,7 @@ def _without_entry(text: str, first: int, key_line: int) -> str:
     the comment lines right above it at its own indentation (its heading), and not the comment
     lines after it at that indentation or less (they introduce what follows). With the list left
     empty, the `sources:` line on `key_line` becomes `sources: []`."""
-    lines = text.splitlines(keepends=True)
+    lines = re.findall(r"[^\n]*\n|[^\n]+$", text)  # not splitlines: U+2028 in a value is no line end
     dash = first
     while not lines[dash].lstrip().startswith("-"):  # `-` alone on a line, the entry below it
         dash -= 1
@@ -190,11 +194,14 @@ def _without_entry(text: str, first: int, key_line: int) -> str:
     ):
         end -= 1
     start = dash
-    while start > key_line + 1 and lines[start - 1].strip().startswith("#") and _indent(lines[start - 1]) == column:
+    # its heading goes with it, unless the next entry follows at once: then it heads a group
+    next_is_entry = end < len(lines) and lines[end].lstrip().startswith("-") and _indent(lines[end]) == column
+    while (not next_is_entry and start > key_line + 1 and lines[start - 1].strip().startswith("#")
+           and _indent(lines[start - 1]) == column):
         start -= 1
     rest = lines[:start] + lines[end:]
     if _list_now_empty(rest, key_line, column):
-        rest[key_line] = re.sub(r"^(\s*sources\s*:)", r"\1 []", rest[key_line], count=1)
+        rest[key_line] = re.sub(r"^(\ufeff?\s*[\"']?sources[\"']?\s*:(?:\s*&\S+)?)", r"\1 []", rest[key_line], count=1)
     return "".join(rest)
 
 

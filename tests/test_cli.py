@@ -272,6 +272,25 @@ def test_sources_remove_keeps_the_comments_of_what_follows_and_can_empty_the_lis
     assert check.returncode == 0, check.stderr
 
 
+def test_sources_remove_past_odd_characters_keeps_crlf_and_group_headings(tmp_path: Path) -> None:
+    """U+2028 in a quoted value is no line end to YAML (a `splitlines` would have cut the entry
+    above the one named); CRLF files stay CRLF; a heading followed at once by the next entry heads
+    a group and stays."""
+    head = "site:\r\n  title: t\r\n  url: https://n.example.com/\r\n  database: agg.db\r\nsources:\r\n"
+    entry = "  - name: {0}\r\n    url: https://{0}.example.com/rss\r\n"
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_bytes((head + entry.format("a") + '    user_agent: "x\u2028y\u0085z"\r\n' + "  # --- English ---\r\n"
+                       + entry.format("b") + entry.format("c") + entry.format("d")).encode("utf-8"))
+    removed = run_cli("sources", "remove", "b", cwd=tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    text = feeds.read_bytes().decode("utf-8")
+    assert "\n" not in text.replace("\r\n", "")  # every line end still CRLF
+    assert [s["name"] for s in yaml.safe_load(text)["sources"]] == ["a", "c", "d"]
+    assert "  # --- English ---\r\n  - name: c" in text
+    removed = run_cli("sources", "remove", "c", cwd=tmp_path)
+    assert [s["name"] for s in yaml.safe_load(feeds.read_text(encoding="utf-8"))["sources"]] == ["a", "d"]
+
+
 def test_an_edit_that_would_make_feeds_yaml_invalid_names_feeds_yaml(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "甲", "url": "https://a.example.com/rss", "category": "Tech News"}])
     before = (tmp_path / "feeds.yaml").read_bytes()
