@@ -173,6 +173,7 @@ def _record(
         state = SourceState(name=source.name, url=source.url, failures=state.failures)
     if outcome.result == "ok":
         result = store.store_posts(retrieved.posts, config.categories, now, full_text=source.full_text,
+                                   sources=config.source_names,
                                    not_before=retention_cutoff(config, now))
         outcome.new, outcome.updated = result.new, result.updated
         outcome.changed_categories = result.categories

@@ -485,6 +485,36 @@ def test_a_category_renamed_in_the_second_source_moves_and_the_first_sources_edi
     assert post.title == "共同报道（更正）" and (post.categories, post.tags) == (["jia", "ding"], ["乙新闻", "丙新闻"])
 
 
+def test_a_merged_post_forgets_the_shares_of_removed_sources_and_of_another_article(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """A source removed from feeds.yaml loses its share at the post's next change; an owner whose
+    entry now links elsewhere is another article: the others' shares go, and they store their own."""
+    link = "https://same.example.com/story?id=10"
+    a = server.add("/a.xml", rss(item("a-1", "共同报道", link, body="<p>一</p>")))
+    b = server.add("/b.xml", rss(item("b-1", "共同报道", link)))
+    c = server.add("/c.xml", rss(item("c-1", "共同报道", link)))
+    sources = [{"name": "A", "url": a, "category": "甲"}, {"name": "B", "url": b, "category": "乙"},
+               {"name": "C", "url": c, "category": "丙"}]
+    config = make_config(sources)
+    store = open_store(config)
+    for source in config.sources:
+        fetch(config, store, sources=[source])
+    assert store.posts(limit=None)[0].categories == ["jia", "yi", "bing"]
+    config = make_config(sources[:2])  # C removed
+    server.add("/a.xml", rss(item("a-1", "共同报道（更正）", link, body="<p>二</p>")))
+    fetch(config, store)
+    (post,) = store.posts(limit=None)
+    assert post.categories == ["jia", "yi"] and store.posts(category="bing") == []
+    server.add("/a.xml", rss(item("a-1", "另一篇", "https://same.example.com/other", body="<p>三</p>")))
+    server.add("/b.xml", rss(item("b-1", "共同报道", link, body="<p>乙的</p>")))
+    fetch(config, store, sources=config.sources[:1])
+    assert [p.categories for p in store.posts(limit=None)] == [["jia"]]
+    fetch(config, store, sources=config.sources[1:])
+    assert sorted(p.categories for p in store.posts(limit=None)) == [["jia"], ["yi"]]
+    assert len(store.posts(category="yi")) == 1
+
+
 def test_max_entries_keeps_newest(server: FeedServer, make_config: Any, open_store: Any) -> None:
     items = "".join(
         item(f"g{i}", f"t{i}", f"http://n.example.com/{i}", f"Mon, {i + 1:02d} Mar 2022 10:00:00 +0000")

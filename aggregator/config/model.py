@@ -128,6 +128,11 @@ class Config:
             names.setdefault(cat.slug, cat.name)
         return names
 
+    @cached_property
+    def source_names(self) -> frozenset[str]:
+        """The names of every configured source (worked out once, as `categories`)."""
+        return frozenset(s.name for s in self.sources)
+
     def source(self, name: str) -> Source:
         for src in self.sources:
             if src.name == name:

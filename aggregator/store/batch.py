@@ -5,6 +5,7 @@ retention would delete (`retained`)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,7 @@ class Known:
         self.tags: set[str] = set()
         self.inserted: dict[str, tuple[tuple[Any, ...], str]] = {}  # link key -> (twin row, source)
         self.new = NewRows(conn)
+        self.sources: Collection[str] | None = None  # the configured source names (store_posts)
         ids = [p.id for p in posts]
         for chunk in chunks(ids, self.CHUNK):
             for row in conn.execute(

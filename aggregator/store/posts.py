@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +21,12 @@ RETIRED_FOR = timedelta(days=365)  # how long the id of an undated post retentio
 class PostStore(Database):
     def store_posts(
         self, posts: list[Post], category_names: dict[str, str], now: datetime | None = None, full_text: bool = False,
-        not_before: datetime | None = None,
+        not_before: datetime | None = None, sources: Collection[str] | None = None,
     ) -> StoreResult:
         """Insert new posts, update changed ones in place, merge the same article from two sources.
+
+        `sources`: the configured source names; a merged post touched here forgets the share of a
+        source no longer among them (renamed or removed in feeds.yaml).
 
         The whole batch is one transaction: a crash leaves all of it or none of it. With `full_text`
         new posts (and posts whose link changed) are marked as owing their article. Posts that
@@ -35,6 +38,7 @@ class PostStore(Database):
         with self.transaction() as conn:
             posts = retained(conn, posts, not_before)
             known = Known(conn, posts)
+            known.sources = sources
             for post in posts:
                 self._store_one(conn, post, now, result, full_text, known)
             known.new.flush(conn)
@@ -82,9 +86,12 @@ class PostStore(Database):
             stamp = post.updated if post.updated and to_db_time(post.updated) > (old_updated or "") else now
             values["updated"] = to_db_time(stamp)
             categories, tags = post.categories, post.tags
-            if row[9] != "{}" or row[10] != "{}":  # other sources' shares stay (their next fetch may be a 304)
-                values["categories_by_source"], categories = _share(row[9], post.source, post.categories, str)
-                values["tags_by_source"], tags = _share(row[10], post.source, post.tags, str.casefold)
+            if post.link != row[6] and row[9] != "{}":  # another article now: the others' shares go
+                values["categories_by_source"] = values["tags_by_source"] = "{}"
+            elif row[9] != "{}" or row[10] != "{}":  # other sources' shares stay (their next fetch may be a 304)
+                live, source = known.sources, post.source
+                values["categories_by_source"], categories = _share(row[9], source, post.categories, str, live=live)
+                values["tags_by_source"], tags = _share(row[10], source, post.tags, str.casefold, live=live)
                 values["categories"] = json.dumps(categories, ensure_ascii=False)
                 values["tags"] = json.dumps(tags, ensure_ascii=False)
             conn.execute(
@@ -110,8 +117,9 @@ class PostStore(Database):
         """The same article from another source: its categories and tags become this source's share
         of the post's (replacing what it gave before: a category renamed in feeds.yaml moves)."""
         num, date, post_id, owner = twin[0], twin[2], twin[6], twin[9]
-        categories_by, categories = _share(twin[7], post.source, post.categories, str, owner, twin[4])
-        tags_by, tags = _share(twin[8], post.source, post.tags, str.casefold, owner, twin[5])
+        live = known.sources
+        categories_by, categories = _share(twin[7], post.source, post.categories, str, owner, twin[4], live)
+        tags_by, tags = _share(twin[8], post.source, post.tags, str.casefold, owner, twin[5], live)
         as_json = (json.dumps(categories, ensure_ascii=False), json.dumps(tags, ensure_ascii=False))
         if (*as_json, categories_by, tags_by) == (twin[4], twin[5], twin[7], twin[8]):
             return
@@ -351,12 +359,17 @@ class PostStore(Database):
 
 
 def _share(
-    stored: str, source: str, names: list[str], key: Callable[[str], str], owner: str = "", shown: str = "[]"
+    stored: str, source: str, names: list[str], key: Callable[[str], str], owner: str = "", shown: str = "[]",
+    live: Collection[str] | None = None,
 ) -> tuple[str, list[str]]:
     """Set `source`'s share of a post's names; return (the shares as JSON, the names to show: every
     share's, the owner's first, without repeats by `key`). `stored` '{}' means one source so far:
-    the owner, whose share is what the post shows (`shown`)."""
+    the owner, whose share is what the post shows (`shown`). The share of a source not in `live`
+    (renamed or removed in feeds.yaml) is dropped, except the first one's: the post is its."""
     shares: dict[str, list[str]] = json.loads(stored) or ({owner: json.loads(shown)} if owner else {})
+    if live is not None:
+        first = next(iter(shares), source)
+        shares = {name: share for name, share in shares.items() if name in live or name == first}
     shares[source] = names
     seen: set[str] = set()
     union = []
