@@ -20,7 +20,7 @@ LOG_LEVEL = click.option(
 LOG_FORMAT = click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 
 
-def _not_nan(value: float) -> float:
+def _not_nan(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
     if math.isnan(value):  # a range lets nan through: it compares false with both ends
         raise click.BadParameter("nan is not a number of seconds")
     return value
@@ -32,7 +32,7 @@ def _not_nan(value: float) -> float:
 @click.option(
     "--grace",
     type=click.FloatRange(min=0, max=24 * 3600),
-    callback=lambda _ctx, _param, value: _not_nan(value),
+    callback=_not_nan,
     default=10.0,
     show_default=True,
     help="Seconds in-flight fetches may take to finish on SIGTERM.",

@@ -190,8 +190,7 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
             self.store_lock.release()
         config = self.config
         for name in names:
-            source = next((s for s in config.sources if s.name == name), None)
-            if source is None or not source.enabled:
+            if name not in config.source_names or not config.source(name).enabled:
                 continue
             LOG.info("source %s was reset: polling it now", name)
             self.lanes.clear(name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,8 +27,8 @@ def changed_feed_urls(written: Iterable[Path], output_dir: Path, site_url: str) 
 
 def announce(session: requests.Session, hub: str, urls: list[str], timeout: float = 10.0) -> list[str]:
     """POST hub.mode=publish for each URL; return the failures (for the caller to report; never
-    raised). A hub that
-    cannot be reached or does not answer in `timeout` is not tried again for the other URLs."""
+    raised). A hub that cannot be reached or does not answer in `timeout` is not tried again for
+    the other URLs."""
     failures = []
     for done, url in enumerate(urls):
         try:
@@ -50,7 +49,7 @@ def announce_changes(site: Site, written: Iterable[Path], session: requests.Sess
     urls = changed_feed_urls(written, site.output_dir, site.url) if site.websub_hub else []
     if not urls:
         return []
-    with contextlib.ExitStack() as stack:
-        if session is None:
-            session = stack.enter_context(requests.Session())
+    if session is not None:
         return announce(session, site.websub_hub, urls)
+    with requests.Session() as own:
+        return announce(own, site.websub_hub, urls)

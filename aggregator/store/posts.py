@@ -86,9 +86,10 @@ class PostStore(Database):
             stamp = post.updated if post.updated and to_db_time(post.updated) > (old_updated or "") else now
             values["updated"] = to_db_time(stamp)
             categories, tags = post.categories, post.tags
-            if post.link != row[6] and row[9] != "{}":  # another article now: the others' shares go
+            shared = row[9] != "{}" or row[10] != "{}"  # other sources' shares: kept, their next fetch may be a 304
+            if shared and post.link != row[6]:  # another article now: the others' shares go
                 values["categories_by_source"] = values["tags_by_source"] = "{}"
-            elif row[9] != "{}" or row[10] != "{}":  # other sources' shares stay (their next fetch may be a 304)
+            elif shared:
                 live, source = known.sources, post.source
                 values["categories_by_source"], categories = _share(row[9], source, post.categories, str, live=live)
                 values["tags_by_source"], tags = _share(row[10], source, post.tags, str.casefold, live=live)
@@ -282,7 +283,6 @@ class PostStore(Database):
         """Category slug -> name, for every category stored; `configured` (feeds.yaml's) names win."""
         stored = {row["slug"]: row["name"] for row in self.db.query("SELECT slug, name FROM categories")}
         return {**stored, **(configured or {})}
-
 
     def remember_categories(self, names: Mapping[str, str]) -> None:
         """Record categories (slug -> name) that have no posts yet: a category is published from
