@@ -23,6 +23,7 @@ from urllib.request import getproxies
 import requests
 import urllib3
 from requests.structures import CaseInsensitiveDict
+from urllib3 import BaseHTTPResponse
 
 from . import __version__
 from .addresses import AddressRefused
@@ -37,6 +38,10 @@ PROJECT_URL = "https://github.com/aggregator-dev/aggregator"
 USER_AGENT = f"aggregator/{__version__} (+{PROJECT_URL})"
 CHUNK = 64 * 1024
 PERMANENT = {301, 308}
+REDIRECTS = {301, 302, 303, 307, 308}
+#: what a GET may raise below us: requests' errors (the URL, a proxy), urllib3's (the connection, the
+#: answer) and the operating system's (a CA bundle gone since start)
+TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 MAX_REDIRECTS = 10
 
 
@@ -133,9 +138,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _socket_of(response: requests.Response) -> socket.socket | None:
+def _socket_of(response: BaseHTTPResponse) -> socket.socket | None:
     """The socket under a streamed response, so the watchdog can cut it (best effort)."""
-    fp: Any = getattr(response.raw, "_fp", None)
+    fp: Any = getattr(response, "_fp", None)
     raw = getattr(getattr(fp, "fp", None), "raw", None)
     sock = getattr(raw, "_sock", None)
     return sock if isinstance(sock, socket.socket) else None
@@ -144,7 +149,7 @@ def _socket_of(response: requests.Response) -> socket.socket | None:
 class _Watchdog:
     """Shuts a response's socket down when the deadline passes."""
 
-    def __init__(self, response: requests.Response, seconds: float):
+    def __init__(self, response: BaseHTTPResponse, seconds: float):
         self.fired = False
         self._response = response
         self._timer = threading.Timer(max(0.0, seconds), self._fire)
@@ -170,7 +175,7 @@ def _past_deadline(what: str, limits: FetchLimits) -> FetchError:
     return FetchError(f"{what} within the {limits.deadline:g} s deadline")
 
 
-def _read_body(response: requests.Response, limits: FetchLimits, started: float) -> bytes:
+def _read_body(response: BaseHTTPResponse, limits: FetchLimits, started: float) -> bytes:
     remaining = limits.deadline - (time.monotonic() - started)
     if remaining <= 0:
         raise _past_deadline("no complete response", limits)
@@ -181,17 +186,17 @@ def _read_body(response: requests.Response, limits: FetchLimits, started: float)
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_content(CHUNK):
+        for chunk in response.stream(CHUNK, decode_content=True):
             size += len(chunk)
             if size > limits.max_body:
                 raise FetchError(f"body is over the {limits.max_body:,}-byte cap; download stopped")
             chunks.append(chunk)
             if watchdog.fired or time.monotonic() - started > limits.deadline:
                 raise _past_deadline("download not finished", limits)
-    except (requests.RequestException, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         if watchdog.fired:
             raise _past_deadline("download not finished", limits) from None
-        if _timed_out(exc):  # requests raises a read timeout inside a body as a ConnectionError
+        if _timed_out(exc):
             raise FetchError("read timed out while downloading the body") from None
         raise FetchError(f"connection broke while reading: {_reason(exc)}") from None
     finally:
@@ -224,16 +229,26 @@ def _timed_out(exc: BaseException) -> bool:
     return any(isinstance(seen, timeouts) for seen in _chain(exc))
 
 
+def _connect_timed_out(exc: BaseException) -> bool:
+    """Whether `exc` is a connect timeout (urllib3 files a refused connection under the same class)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError)
+
+
 def _reason(exc: BaseException) -> str:
-    """A short, one-line reason for a requests exception (they nest urllib3 errors deeply)."""
+    """A short, one-line reason for a requests or urllib3 exception (they nest deeply)."""
     refused = next((seen for seen in _chain(exc) if isinstance(seen, AddressRefused)), None)
     if refused is not None:
         return refused.reason_text
-    if isinstance(exc, requests.ConnectTimeout):
+    if _connect_timed_out(exc):
         return "connection timed out"
-    if isinstance(exc, requests.ReadTimeout):
+    if isinstance(exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
         return "read timed out"
-    if isinstance(exc, requests.ConnectionError):
+    if isinstance(exc, requests.ConnectionError | urllib3.exceptions.MaxRetryError | urllib3.exceptions.ProtocolError
+                  | urllib3.exceptions.SSLError | urllib3.exceptions.ClosedPoolError | ConnectionError):
         text = str(exc)
         for marker in ("Connection refused", "Name or service not known", "nodename nor servname",
                        "Temporary failure in name resolution", "No route to host", "Network is unreachable"):
@@ -247,30 +262,33 @@ def _reason(exc: BaseException) -> str:
 
 def send_get(
     session: requests.Session, url: str, headers: dict[str, str], timeout: float, verify: bool
-) -> requests.Response:
-    """One GET of `url` with `headers` on top of the session's, body streamed, no redirect followed.
+) -> BaseHTTPResponse:
+    """One GET of `url` with `headers` on top of the session's, body not read, no redirect followed;
+    the answer is urllib3's response, whichever way it went.
 
     When the environment matters (`session.trust_env`: proxies, a netrc file) this is `session.get`,
-    which reads it. Otherwise the request is prepared here and handed straight to the session's
-    transport adapter: we follow redirects ourselves and keep no cookies from one feed to the next,
-    so what `Session.request` adds (merging settings, cookie jars, hooks, redirect bookkeeping) is
-    a third of the CPU of a 304 and buys nothing. A CA bundle matters only to https: for http, not
+    which reads it. Otherwise the GET goes straight to the session's transport adapter: we follow
+    redirects ourselves and keep no cookies from one feed to the next, so what `Session.request`
+    adds (merging settings, cookie jars, hooks, redirect bookkeeping) buys nothing, and our adapter
+    (`DeadlineAdapter.open_get`) also skips what requests would work out again for a URL it has
+    seen: together two fifths of the CPU of a 304. A CA bundle matters only to https: for http, not
     naming it spares requests a stat of it per request.
     """
     tls = url[:6].lower() == "https:"
     check = (session.verify if tls and session.verify is not None else True) if verify else False
-    if session.trust_env:
+    if session.trust_env or session.proxies:
         return session.get(url, headers=headers, timeout=(timeout, timeout), stream=True, allow_redirects=False,
-                           verify=check)
-    merged = CaseInsensitiveDict(session.headers)
+                           verify=check).raw
+    adapter = session.get_adapter(url)
+    if isinstance(adapter, DeadlineAdapter):
+        return adapter.open_get(url, headers, session.headers, timeout, check, session.cert)
+    merged = CaseInsensitiveDict(session.headers)  # a session made elsewhere, with its own adapter
     merged.update(headers)
     request = requests.PreparedRequest()
     request.prepare_method("GET")
     request.prepare_url(url, None)
     request.prepare_headers(merged)
-    adapter = session.get_adapter(url)
-    return adapter.send(request, stream=True, timeout=(timeout, timeout), verify=check, cert=session.cert,
-                        proxies=session.proxies)
+    return adapter.send(request, stream=True, timeout=(timeout, timeout), verify=check, cert=session.cert).raw
 
 
 def origin_of(url: str) -> tuple[str, str, int | None]:
@@ -317,11 +335,11 @@ def _fetch_url(
     session: requests.Session, url: str, etag: str, last_modified: str, limits: FetchLimits,
     headers: dict[str, str] | None, user_agent: str, verify: bool, started: float,
 ) -> FetchResult:
-    origin = origin_of(url)
+    origin: tuple[str, str, int | None] | None = None  # worked out at the first redirect
     permanent, current = True, url
     for _hop in range(MAX_REDIRECTS + 1):
         request_headers = {"User-Agent": user_agent} if user_agent else {}
-        if may_carry_headers(origin, origin_of(current)):
+        if current == url or may_carry_headers(origin := origin or origin_of(url), origin_of(current)):
             request_headers.update(headers or {})
         if etag:
             request_headers["If-None-Match"] = etag
@@ -329,16 +347,16 @@ def _fetch_url(
             request_headers["If-Modified-Since"] = last_modified
         try:
             response = send_get(session, current, request_headers, limits.timeout, verify)
-        except requests.RequestException as exc:
+        except TRANSPORT_ERRORS as exc:
             if time.monotonic() - started >= limits.deadline:  # the watcher cut a server still sending headers
                 raise _past_deadline("no complete response", limits) from None
             raise FetchError(_reason(exc)) from None
         if time.monotonic() - started > limits.deadline:  # headers cut short by the watcher read as complete
             response.close()
             raise _past_deadline("no complete response", limits)
-        if not response.is_redirect:
+        if response.status not in REDIRECTS or "location" not in response.headers:
             break
-        permanent = permanent and response.status_code in PERMANENT
+        permanent = permanent and response.status in PERMANENT
         response.close()
         try:
             target = urljoin(current, response.headers.get("Location", ""))
@@ -352,30 +370,30 @@ def _fetch_url(
     else:
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
     moved = current != url
-    status = response.status_code
+    status = response.status
     if status == 304:
-        # a 304 has no body: consuming it lets close() hand the connection back to the pool
-        # instead of shutting it (keep-alive). Not when it claims to be chunked: a chunked 304
+        # a 304 has no body: consuming it hands the connection back to the pool instead of
+        # close() shutting it (keep-alive). Not when it claims to be chunked: a chunked 304
         # would make the read wait for chunks that never come.
-        if not getattr(response.raw, "chunked", True):
+        if not getattr(response, "chunked", True):
             with contextlib.suppress(Exception):
-                _ = response.content
+                response.read()
         response.close()
-        return _result(response, None, moved and permanent, started)
+        return _result(response, current, None, moved and permanent, started)
     if not 200 <= status < 300:
         retry = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
         response.close()
         raise FetchError(f"HTTP {status} {response.reason or ''}".strip(), status=status, retry_after=retry)
     body = _read_body(response, limits, started)
-    return _result(response, body, moved and permanent, started)
+    return _result(response, current, body, moved and permanent, started)
 
 
-def _result(response: requests.Response, body: bytes | None, permanent: bool, started: float) -> FetchResult:
+def _result(response: BaseHTTPResponse, url: str, body: bytes | None, permanent: bool, started: float) -> FetchResult:
     return FetchResult(
-        status=response.status_code,
+        status=response.status,
         body=body,
-        headers={k.lower(): v for k, v in response.headers.items()},
-        url=response.url,
+        headers={k.lower(): v for k, v in response.headers.itermerged()},  # repeated headers joined, as requests does
+        url=url,
         permanent_redirect=permanent,
         elapsed_ms=int((time.monotonic() - started) * 1000),
     )

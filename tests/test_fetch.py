@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import trustme
 
 from aggregator.errors import FetchError
@@ -294,3 +295,30 @@ def test_headers_may_follow_an_upgrade_to_https_of_the_same_host_only() -> None:
     assert not may_carry_headers(feed, origin_of("https://other.example.com/rss"))
     secure = origin_of("https://feeds.example.com/rss")
     assert not may_carry_headers(secure, origin_of("http://feeds.example.com/rss"))  # never down to clear text
+
+
+def test_a_session_made_elsewhere_still_fetches_conditionally(server: FeedServer) -> None:
+    """fetch_url takes any requests Session: one without our adapter goes through requests' own."""
+    url = server.add("/feed.xml", fixture("rss20.xml"), etag='"v1"')
+    session = requests.Session()
+    assert fetch_url(session, url).body == fixture("rss20.xml")
+    assert fetch_url(session, url, etag='"v1"').not_modified
+    assert server.hits("/feed.xml")[1].headers["if-none-match"] == '"v1"'
+
+
+def test_a_url_in_chinese_is_sent_quoted_every_time(server: FeedServer) -> None:
+    """Where a URL leads is worked out once per session (a daemon polls the same URLs all day): the
+    second fetch must send what the first did."""
+    server.add("/%E6%96%B0%E9%97%BB/rss.xml?%E9%A2%91%E9%81%93=%E8%B4%A2%E7%BB%8F", fixture("rss20.xml"))
+    session = make_session()
+    url = server.url("/新闻/rss.xml?频道=财经")
+    assert [fetch_url(session, url).status for _ in range(2)] == [200, 200]
+    assert fetch_url(session, url + "#top").status == 200  # a fragment is never sent
+
+
+def test_a_header_value_that_would_split_the_request_is_refused_in_one_line(server: FeedServer) -> None:
+    url = server.add("/feed.xml", fixture("rss20.xml"))
+    with pytest.raises(FetchError) as caught:
+        fetch_url(make_session(), url, headers={"X-Token": "abc\r\nX-Injected: 1"})
+    assert "\n" not in str(caught.value) and "header" in str(caught.value).lower()
+    assert server.hits("/feed.xml") == []
