@@ -151,6 +151,22 @@ class _HTTPSPool(HTTPSConnectionPool):
 _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
+def merge_headers(*layers: Any) -> dict[str, str]:
+    """Headers of several mappings, later ones replacing earlier ones whatever the case of their
+    names (a source's "user-agent" replaces the default User-Agent), as requests' case-insensitive
+    dict would; a plain dict, which urllib3 and http.client walk more cheaply."""
+    merged: dict[str, str] = {}
+    spelled: dict[str, str] = {}  # lower-case name -> the spelling in `merged`
+    for layer in layers:
+        for name, value in layer.items():
+            earlier = spelled.get(name.lower())
+            if earlier is not None:
+                del merged[earlier]
+            spelled[name.lower()] = name
+            merged[name] = value
+    return merged
+
+
 class DeadlineAdapter(HTTPAdapter):
     """requests' adapter whose connections honour the thread's fetch deadline while waiting for
     headers, directly and through an HTTP proxy (a SOCKS proxy's pools are its own: there only the
@@ -171,14 +187,15 @@ class DeadlineAdapter(HTTPAdapter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._targets: dict[tuple[str, Any, Any], tuple[Any, Any, str]] = {}
+        self._targets: dict[tuple[str, Any, Any], tuple[Any, Any, str, str]] = {}
 
     def open_get(
         self, url: str, headers: dict[str, str], defaults: Any, timeout: float, verify: bool | str, cert: Any,
-    ) -> BaseHTTPResponse:
+    ) -> tuple[BaseHTTPResponse, str]:
         """GET `url` with `headers` over `defaults` (the session's), body not read, no redirect
         followed, no proxy: what `send` does for such a request, less rebuilding what a URL needs
-        on every call and the `Response` wrapper. Errors are requests' (a bad URL or header) or
+        on every call and the `Response` wrapper. Returns the answer and the URL as requests
+        writes it (IDNA host, quoted path). Errors are requests' (a bad URL or header) or
         urllib3's (the connection, the answer)."""
         for header in headers.items():
             check_header_validity(header)
@@ -190,15 +207,14 @@ class DeadlineAdapter(HTTPAdapter):
             host, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
             if len(self._targets) >= self.MAX_TARGETS:
                 self._targets.clear()
-            target = self._targets[key] = (host, pool_kwargs, request.path_url or "/")
-        host, pool_kwargs, path = target
+            target = self._targets[key] = (host, pool_kwargs, request.path_url or "/", request.url or url)
+        host, pool_kwargs, path, prepared = target
+        merged = merge_headers(defaults, headers)
         pool = self.poolmanager.connection_from_host(**host, pool_kwargs=pool_kwargs)
         self.cert_verify(pool, url, verify, cert)  # as send does: the CA bundle must still be there
-        named = {name.lower() for name in headers}  # a source's "accept" replaces the default Accept
-        merged = {name: value for name, value in defaults.items() if name.lower() not in named}
-        merged.update(headers)  # a plain dict: urllib3 and http.client walk it more cheaply
-        return pool.urlopen(
+        response = pool.urlopen(
             "GET", path, headers=merged, redirect=False, assert_same_host=False, preload_content=False,
             decode_content=False, retries=self.max_retries, timeout=Timeout(connect=timeout, read=timeout),
             chunked=False,
         )
+        return response, prepared

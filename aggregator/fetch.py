@@ -40,8 +40,9 @@ CHUNK = 64 * 1024
 PERMANENT = {301, 308}
 REDIRECTS = {301, 302, 303, 307, 308}
 #: what a GET may raise below us: requests' errors (the URL, a proxy), urllib3's (the connection, the
-#: answer) and the operating system's (a CA bundle gone since start)
-TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+#: answer), the operating system's (a CA bundle gone since start) and the standard library's (a URL
+#: urlsplit cannot take, such as "http://[fe80::1%25%5D]/")
+TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError)
 MAX_REDIRECTS = 10
 
 
@@ -181,6 +182,7 @@ def _read_body(response: BaseHTTPResponse, limits: FetchLimits, started: float) 
         raise _past_deadline("no complete response", limits)
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limits.max_body and "Content-Encoding" not in response.headers:
+        response.close()
         raise FetchError(f"body of {int(declared):,} bytes is over the {limits.max_body:,}-byte cap")
     watchdog = _Watchdog(response, remaining)
     chunks: list[bytes] = []
@@ -198,7 +200,7 @@ def _read_body(response: BaseHTTPResponse, limits: FetchLimits, started: float) 
             raise _past_deadline("download not finished", limits) from None
         if _timed_out(exc):
             raise FetchError("read timed out while downloading the body") from None
-        raise FetchError(f"connection broke while reading: {_reason(exc)}") from None
+        raise FetchError(f"connection broke while reading: {_broken_body(exc)}") from None
     finally:
         watchdog.cancel()
         response.close()
@@ -227,6 +229,14 @@ def _timed_out(exc: BaseException) -> bool:
     """Whether `exc` is, or wraps, a socket read timeout."""
     timeouts = (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)
     return any(isinstance(seen, timeouts) for seen in _chain(exc))
+
+
+def _broken_body(exc: BaseException) -> str:
+    """Why a body stopped: urllib3 says how ("Connection broken: IncompleteRead(10 bytes read, 990
+    more expected)"), which a reason made for a failed request would reduce to "connection failed"."""
+    if isinstance(exc, urllib3.exceptions.ProtocolError) and exc.args:
+        return str(exc.args[0]).splitlines()[0][:200]
+    return _reason(exc)
 
 
 def _connect_timed_out(exc: BaseException) -> bool:
@@ -262,9 +272,10 @@ def _reason(exc: BaseException) -> str:
 
 def send_get(
     session: requests.Session, url: str, headers: dict[str, str], timeout: float, verify: bool
-) -> BaseHTTPResponse:
+) -> tuple[BaseHTTPResponse, str]:
     """One GET of `url` with `headers` on top of the session's, body not read, no redirect followed;
-    the answer is urllib3's response, whichever way it went.
+    the answer is urllib3's response, whichever way it went, with the URL as requests writes it
+    (IDNA host, quoted path: what is stored and shown as where a feed ended up).
 
     When the environment matters (`session.trust_env`: proxies, a netrc file) this is `session.get`,
     which reads it. Otherwise the GET goes straight to the session's transport adapter: we follow
@@ -277,8 +288,9 @@ def send_get(
     tls = url[:6].lower() == "https:"
     check = (session.verify if tls and session.verify is not None else True) if verify else False
     if session.trust_env or session.proxies:
-        return session.get(url, headers=headers, timeout=(timeout, timeout), stream=True, allow_redirects=False,
-                           verify=check).raw
+        answer = session.get(url, headers=headers, timeout=(timeout, timeout), stream=True, allow_redirects=False,
+                             verify=check)
+        return answer.raw, answer.url
     adapter = session.get_adapter(url)
     if isinstance(adapter, DeadlineAdapter):
         return adapter.open_get(url, headers, session.headers, timeout, check, session.cert)
@@ -288,7 +300,8 @@ def send_get(
     request.prepare_method("GET")
     request.prepare_url(url, None)
     request.prepare_headers(merged)
-    return adapter.send(request, stream=True, timeout=(timeout, timeout), verify=check, cert=session.cert).raw
+    answer = adapter.send(request, stream=True, timeout=(timeout, timeout), verify=check, cert=session.cert)
+    return answer.raw, answer.url
 
 
 def origin_of(url: str) -> tuple[str, str, int | None]:
@@ -346,7 +359,7 @@ def _fetch_url(
         if last_modified:
             request_headers["If-Modified-Since"] = last_modified
         try:
-            response = send_get(session, current, request_headers, limits.timeout, verify)
+            response, written = send_get(session, current, request_headers, limits.timeout, verify)
         except TRANSPORT_ERRORS as exc:
             if time.monotonic() - started >= limits.deadline:  # the watcher cut a server still sending headers
                 raise _past_deadline("no complete response", limits) from None
@@ -379,13 +392,13 @@ def _fetch_url(
             with contextlib.suppress(Exception):
                 response.read()
         response.close()
-        return _result(response, current, None, moved and permanent, started)
+        return _result(response, written, None, moved and permanent, started)
     if not 200 <= status < 300:
         retry = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
         response.close()
         raise FetchError(f"HTTP {status} {response.reason or ''}".strip(), status=status, retry_after=retry)
     body = _read_body(response, limits, started)
-    return _result(response, current, body, moved and permanent, started)
+    return _result(response, written, body, moved and permanent, started)
 
 
 def _result(response: BaseHTTPResponse, url: str, body: bytes | None, permanent: bool, started: float) -> FetchResult:

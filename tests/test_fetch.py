@@ -310,10 +310,54 @@ def test_a_url_in_chinese_is_sent_quoted_every_time(server: FeedServer) -> None:
     """Where a URL leads is worked out once per session (a daemon polls the same URLs all day): the
     second fetch must send what the first did."""
     server.add("/%E6%96%B0%E9%97%BB/rss.xml?%E9%A2%91%E9%81%93=%E8%B4%A2%E7%BB%8F", fixture("rss20.xml"))
+    quoted = server.url("/%E6%96%B0%E9%97%BB/rss.xml?%E9%A2%91%E9%81%93=%E8%B4%A2%E7%BB%8F")
     session = make_session()
     url = server.url("/新闻/rss.xml?频道=财经")
-    assert [fetch_url(session, url).status for _ in range(2)] == [200, 200]
+    assert [fetch_url(session, url).url for _ in range(2)] == [quoted, quoted]  # stored as final_url
     assert fetch_url(session, url + "#top").status == 200  # a fragment is never sent
+
+
+def test_a_redirect_to_an_unquoted_location_is_stored_quoted(server: FeedServer) -> None:
+    server.add("/new%20feed.xml", fixture("rss20.xml"))
+    moved = server.redirect("/old.xml", "new feed.xml", 301)
+    result = fetch_url(make_session(), moved)
+    assert result.url == server.url("/new%20feed.xml") and result.permanent_redirect
+
+
+def _header_spy(seen: list[list[str]]) -> Any:
+    def handler(request: Any) -> None:
+        seen.append(request.headers.get_all("User-Agent") or [])
+        request.send_response(200)
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+    return handler
+
+
+def test_a_header_named_in_another_case_is_sent_once(server: FeedServer) -> None:
+    seen: list[list[str]] = []
+    url = server.add("/spy.xml", handler=_header_spy(seen))
+    fetch_url(make_session(), url, user_agent="first/1", headers={"user-agent": "second/2"})
+    fetch_url(make_session(), url, headers={"USER-AGENT": "third/3"})
+    assert seen == [["second/2"], ["third/3"]]
+
+
+def test_a_body_cut_short_says_how_it_broke(server: FeedServer) -> None:
+    def short_body(request: Any) -> None:
+        request.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+        request.wfile.flush()
+        request.close_connection = True
+
+    url = server.add("/short.xml", handler=short_body)
+    with pytest.raises(FetchError) as caught:
+        fetch_url(make_session(), url)
+    assert str(caught.value) == (
+        "connection broke while reading: Connection broken: IncompleteRead(10 bytes read, 990 more expected)"
+    )
+
+
+def test_a_url_urlsplit_cannot_take_fails_in_one_line() -> None:
+    with pytest.raises(FetchError, match="IPv6"):
+        fetch_url(make_session(), "http://[fe80::1%25%5D]/feed.xml")
 
 
 def test_a_header_value_that_would_split_the_request_is_refused_in_one_line(server: FeedServer) -> None:
