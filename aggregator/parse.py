@@ -21,7 +21,7 @@ import feedparser.api
 from .errors import ParseError
 from .models import Enclosure, ParsedFeed, RawEntry
 from .parse_dates import register as register_date_handlers
-from .parse_json import looks_like_json, parse_json_feed
+from .parse_json import looks_like_json, parse_json_feed, text_as_html
 
 _XML_DECL = re.compile(rb"^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"'][^>]*\?>")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
@@ -143,11 +143,20 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _as_html(value: str, detail: Any, atom: bool) -> str:
+    """An entry's summary or content as HTML. Atom says what they are, and a text construct (the
+    default) is meant literally: "a&lt;b" is the text a<b, not a tag to drop with what follows.
+    RSS does not say, and its descriptions are HTML; feedparser's guess is not trusted there."""
+    if atom and value and (detail or {}).get("type") == "text/plain":
+        return text_as_html(value, paragraphs=False)  # as it always read: no churn of stored posts
+    return value
+
+
 def _entry(item: Any, atom: bool) -> RawEntry:
     content = content_base = ""
     for part in item.get("content") or []:
         if part.get("value"):
-            content, content_base = part["value"], _text(part.get("base"))
+            content, content_base = _as_html(part["value"], part, atom), _text(part.get("base"))
             break
     enclosures = []
     for link in item.get("links") or []:
@@ -166,7 +175,7 @@ def _entry(item: Any, atom: bool) -> RawEntry:
         # titles carry escaped HTML often enough that feedparser's guess (text unless every tag is
         # one it knows) is not trusted: they are read as HTML, as feed readers do
         title_is_html=not atom or title_detail.get("type") in ("text/html", "application/xhtml+xml"),
-        summary=_text(item.get("summary")),
+        summary=_as_html(_text(item.get("summary")), item.get("summary_detail"), atom),
         content=content,
         summary_base=_text((item.get("summary_detail") or {}).get("base")),
         content_base=content_base,

@@ -53,7 +53,7 @@ def _entry(item: dict[str, Any]) -> RawEntry:
     updated_raw, updated = _date(item.get("date_modified"))
     html = _text(item.get("content_html"))
     text = _text(item.get("content_text"))
-    content = html or (f"<p>{_escape(text)}</p>".replace("\n\n", "</p><p>") if text else "")
+    content = html or text_as_html(text)
     enclosures = []
     for attachment in item.get("attachments") or []:
         if isinstance(attachment, dict) and isinstance(attachment.get("url"), str):
@@ -79,6 +79,15 @@ def _entry(item: dict[str, Any]) -> RawEntry:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def text_as_html(text: str, paragraphs: bool = True) -> str:
+    """Plain text (JSON Feed's content_text, an Atom text construct) as the HTML a post's body is:
+    escaped, so that "#include <stdio.h>" stays text, and in paragraphs at blank lines unless told
+    not to (an Atom text construct keeps the form it was always stored in)."""
+    if not paragraphs:
+        return _escape(text)
+    return f"<p>{_escape(text)}</p>".replace("\n\n", "</p><p>") if text.strip() else ""
 
 
 def parse_json_feed(body: bytes) -> ParsedFeed:

@@ -299,6 +299,32 @@ def test_plain_text_titles_keep_every_character(server: FeedServer, make_config:
         "urn:t:1": "\"Fed\" & 'ECB' <raise> rates &amp; more", "urn:t:2": "Bold & html", "r": "RSS bold AT&T"}
 
 
+def test_plain_text_summaries_and_content_keep_every_character(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """An Atom summary or content is text unless it says otherwise: "&lt;stdio.h&gt;" is the text
+    <stdio.h>, which read as HTML would be dropped with all that follows it."""
+    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+            '<id>urn:t</id><updated>2022-03-29T00:00:00Z</updated>'
+            '<entry><id>urn:t:1</id><title>C tips</title><link href="http://x.example.com/1"/>'
+            "<updated>2022-03-28T10:00:00Z</updated>"
+            "<summary>Always #include &lt;stdio.h&gt; first. Compare a&lt;b with x &lt;y.</summary></entry>"
+            '<entry><id>urn:t:2</id><title>Two</title><link href="http://x.example.com/2"/>'
+            "<updated>2022-03-28T11:00:00Z</updated><summary>short &amp; plain</summary>"
+            '<content type="text">plain &lt;text&gt; stays\n\nsecond paragraph</content></entry>'
+            '<entry><id>urn:t:3</id><title>Three</title><link href="http://x.example.com/3"/>'
+            '<updated>2022-03-28T12:00:00Z</updated><content type="html">&lt;p&gt;x &lt;b&gt;bold&lt;/b&gt;'
+            "&lt;script&gt;bad()&lt;/script&gt;&lt;/p&gt;</content></entry></feed>")
+    config = make_config([{"name": "a", "url": server.add("/t.xml", atom, content_type="application/atom+xml")}])
+    store = open_store(config)
+    fetch(config, store)
+    posts = {p.guid: p for p in store.posts()}
+    assert posts["urn:t:1"].content == "Always #include &lt;stdio.h&gt; first. Compare a&lt;b with x &lt;y."
+    assert posts["urn:t:2"].content == "plain &lt;text&gt; stays\n\nsecond paragraph"
+    assert posts["urn:t:2"].summary == "short &amp; plain"
+    assert posts["urn:t:3"].content == "<p>x <b>bold</b></p>"  # HTML, as it said: sanitised
+
+
 def test_duplicate_guids_in_one_feed_store_one_post(server: FeedServer, make_config: Any, open_store: Any) -> None:
     items = item("dup", "one", "http://x.example.com/1") + item("dup", "two", "http://x.example.com/1")
     config = make_config([{"name": "s", "url": server.add("/f.xml", rss(items))}])
