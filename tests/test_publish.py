@@ -718,3 +718,28 @@ def test_a_year_one_date_stored_by_an_older_version_still_publishes_west_of_utc(
     when = datetime(1, 1, 1, 2, 0, tzinfo=UTC)
     assert local_time(when, ZoneInfo("America/New_York")) == when
     assert local_time(when, ZoneInfo("America/New_York")).utcoffset() == timedelta(0)
+
+
+def test_a_source_url_with_a_password_or_a_key_is_never_published(tmp_path: Path) -> None:
+    """feeds.yaml may hold a feed's URL with credentials in it; each published item names its
+    source's feed, but never with a user and password, and not at all when the query has a key."""
+    extra = """\
+  - name: Private
+    url: https://reader:s3cretpw@private.example.com/feed.xml
+    category: Tech
+  - name: Keyed
+    url: https://keyed.example.com/feed.xml?format=rss&apikey=TOPSECRET
+    category: Tech
+"""
+    config = write_config(tmp_path, extra=extra)
+    posts = [make_post("Private", 1, categories=["tech"]), make_post("Keyed", 2, categories=["tech"]),
+             make_post("Hacker News", 3, categories=["tech"])]
+    db = store(config, posts)
+    build_site(config, db, now=NOW)
+    db.close()
+    published = [p for p in (tmp_path / "public").rglob("*") if p.is_file()]
+    assert published and not [p for p in published if b"s3cretpw" in p.read_bytes() or b"TOPSECRET" in p.read_bytes()]
+    entries = {e.title: e for e in parse(tmp_path / "public" / "tech" / "feed.xml").entries}
+    assert entries["标题 1"].source.href == "https://private.example.com/feed.xml"
+    assert "href" not in entries["标题 2"].get("source", {})
+    assert entries["标题 3"].source.href == "https://hn.example.com/rss"

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..dates import local_time
 from ..models import Enclosure, Post
@@ -25,6 +26,25 @@ _HTTP_IRI = re.compile(r"^https?://[^\s<>\"{}|\\^`/?#]+[^\s<>\"{}|\\^`]*$", re.I
 _TAG_URI = re.compile(r"^tag:[^\s,:/]+,\d{4}(-\d{2}(-\d{2})?)?:[^\s<>\"{}|\\^`]*$")
 _URN = re.compile(r"^urn:[a-z0-9][a-z0-9-]{0,30}[a-z0-9]:[^\s<>\"{}|\\^`]+$", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[a-z0-9-]+(\.[a-z0-9-]+)+$", re.IGNORECASE)
+
+
+#: query parameter names that carry a credential ("apikey", "access_token", "sig", "password"...)
+_SECRET_PARAMETER = re.compile(r"key|token|secret|pass|auth|sig|session|cred", re.IGNORECASE)
+
+
+def public_source_url(url: str) -> str:
+    """A source's feed URL as each of its items names it (RSS `<source url>`, Atom `<source>`, JSON
+    Feed `_source`): never with a user and password, and not at all when its query carries a key
+    or a token, which feeds.yaml may hold but the published feeds must not repeat."""
+    try:
+        parts = urlsplit(url)
+        if any(_SECRET_PARAMETER.search(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
+            return ""
+    except ValueError:  # not a URL urlsplit can take: nothing worth publishing
+        return ""
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from . import jekyll
 from .atomic import inside, remove_file, sweep_temp_files, write_if_changed
 from .feeds import render_atom, render_rss
 from .filelist import FileList
-from .items import FeedInfo, feed_items, xml_text
+from .items import FeedInfo, feed_items, public_source_url, xml_text
 from .jekyll_jobs import Export
 from .jsonfeed import render_json
 from .opml import OpmlFeed, render_opml
@@ -73,7 +73,7 @@ class _Publisher:
             with contextlib.suppress(sqlite3.OperationalError):  # feeds.yaml makes it stale and its
                 store.remember_categories(unknown)  # folder goes; busy now, it is recorded next time
         self.names = {**stored, **config.categories}
-        self.source_urls = {s.name: s.url for s in config.sources}
+        self.source_urls = {s.name: public_source_url(s.url) for s in config.sources}
         self.counts = store.category_counts()
         self.tags = store.tag_counts() if tags is None else store.tag_info(tags, config.site.tag_feed_min)
 
