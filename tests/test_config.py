@@ -103,6 +103,21 @@ def test_slug_only_with_single_category(tmp_path: Path) -> None:
     assert any("slug is only allowed with a single category" in p for p in problems(tmp_path, text))
 
 
+def test_an_unclosed_quote_or_bracket_names_the_line_it_opened_on(tmp_path: Path) -> None:
+    """The parser notices an unclosed quote where it gives up, often past the last line: the line
+    to fix is where the quote or bracket opened."""
+    start = "site:\n  title: t\n  url: http://127.0.0.1:8080/\nsources:\n  - name: A\n    url: http://x/a.xml\n"
+    rest = "  - name: B\n    url: http://x/b.xml\n"
+    assert problems(tmp_path, start + '    tags: "unclosed\n' + rest) == [
+        f"{tmp_path / 'feeds.yaml'}:7: invalid YAML: while scanning a quoted scalar on line 7: "
+        "found unexpected end of stream on line 10"]
+    assert problems(tmp_path, start + "    category: [a, b\n" + rest) == [
+        f"{tmp_path / 'feeds.yaml'}:7: invalid YAML: while parsing a flow sequence on line 7: "
+        "did not find expected ',' or ']' on line 8"]
+    assert problems(tmp_path, "site:\n  title: t\n url: http://x/\n") == [
+        f"{tmp_path / 'feeds.yaml'}:3: invalid YAML: did not find expected key (while parsing a block mapping on line 1)"]
+
+
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:
     text = VALID.replace("interval: 10m", "interval: x").replace("Asia/Shanghai\n    enabled", "Nowhere\n    enabled")
     assert len(problems(tmp_path, text)) == 2

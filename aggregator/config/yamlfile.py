@@ -27,8 +27,19 @@ def _invalid(path: Path, exc: Exception) -> ConfigError:
     marked errors carry the same problem/context marks)."""
     if not isinstance(exc, yaml.MarkedYAMLError | MarkedYAMLError):
         return ConfigError([f"{path}:1: invalid YAML: {str(exc).splitlines()[0]}"])
-    mark = exc.problem_mark or exc.context_mark
-    reason = (exc.problem or exc.context or "invalid YAML").strip()
+    problem, context = (exc.problem or "").strip(), (exc.context or "").strip()
+    began = exc.context_mark
+    # a quote or bracket left open is found where the parser gives up (often the end of the file):
+    # the line to name is where it was opened
+    unclosed = began is not None and ("end of stream" in problem or "quoted" in context or "flow" in context)
+    mark = began if unclosed else (exc.problem_mark or began)
+    reason = problem or context or "invalid YAML"
+    if context and problem and began is not None and unclosed:
+        reason = f"{context} on line {began.line + 1}: {problem}"
+        if exc.problem_mark is not None:
+            reason += f" on line {exc.problem_mark.line + 1}"
+    elif context and problem and began is not None:
+        reason = f"{problem} ({context} on line {began.line + 1})"
     return ConfigError([f"{path}:{mark.line + 1 if mark else 1}: invalid YAML: {reason}"])
 
 
