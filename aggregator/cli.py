@@ -111,6 +111,8 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
     for outcome in report.failed:
         click.echo(f"failed: {outcome.source}: {outcome.error}", err=True)
     for outcome in report.outcomes:
+        if outcome.warning:
+            click.echo(f"warning: {outcome.source}: {outcome.warning}", err=True)
         if outcome.articles_failed:
             click.echo(f"articles: {outcome.source}: {outcome.articles_failed} failed, last: {outcome.article_error}",
                        err=True)

@@ -193,7 +193,9 @@ def _record(
         if response is not None and outcome.result == "ok":
             state.etag = response.headers.get("etag", "")
             state.last_modified = response.headers.get("last-modified", "")
-        state.error, state.failures, state.warning, state.gone = "", 0, outcome.warning, 0
+        state.error, state.failures, state.gone = "", 0, 0
+        if outcome.result == "ok":  # after a 304 the feed is what it was: its parser warning still holds
+            state.warning = outcome.warning
         state.last_success = state.last_fetch
         state.final_url = outcome.url
         state.moved_to = moved_to(source, outcome) or state.moved_to

@@ -140,6 +140,14 @@ def test_build_names_files_as_the_user_would_type_them(tmp_path: Path) -> None:
     assert f"wrote {tmp_path / 'public' / 'index.html'}" in away.stdout.splitlines()  # elsewhere: absolute
 
 
+def test_fetch_prints_a_parser_warning(server: FeedServer, tmp_path: Path) -> None:
+    body = fixture("rss20.xml").replace(b"</channel>", b"").replace(b"</rss>", b"")
+    write_config(tmp_path, [{"name": "broken", "url": server.add("/broken.xml", body)}])
+    result = run_cli("fetch", cwd=tmp_path)
+    assert result.returncode == 0
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning: broken: ")], result.stderr
+
+
 def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "down", "url": "http://127.0.0.1:9/feed.xml"}])
     result = run_cli("fetch", cwd=tmp_path)

@@ -597,11 +597,16 @@ def test_malformed_feed_with_entries_is_ingested_with_warning(
     server: FeedServer, make_config: Any, open_store: Any
 ) -> None:
     body = rss(item("w", "Broken & unescaped", "http://w.example.com/1")).replace("</channel></rss>", "")
-    config = make_config([{"name": "s", "url": server.add("/f.xml", body)}])
+    config = make_config([{"name": "s", "url": server.add("/f.xml", body, etag='"v1"')}])
     store = open_store(config)
     report = fetch(config, store)
     assert report.count("ok") == 1 and store.count_posts() == 1
-    assert store.source_state("s").warning
+    warning = store.source_state("s").warning
+    assert warning and report.outcomes[0].warning == warning
+    assert fetch(config, store).count("not-modified") == 1  # the same broken feed: its warning holds
+    assert store.source_state("s").warning == warning
+    server.add("/f.xml", rss(item("w", "Fixed", "http://w.example.com/1")), etag='"v2"')
+    assert fetch(config, store).count("ok") == 1 and store.source_state("s").warning == ""
 
 
 def test_broken_xml_with_no_entries_is_a_failure_and_keeps_the_posts(
