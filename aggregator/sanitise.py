@@ -21,6 +21,9 @@ _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|spm|from|share_
 
 _TAGS = set(nh3.ALLOWED_TAGS) - {"area", "map"}
 _ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+# class on any element, as the old site's posts kept it (<p class="em_media">（文章来源：每日经济新闻）</p>):
+# it runs nothing, and a site styling its posts may want it
+_ATTRIBUTES["*"] = _ATTRIBUTES.get("*", set()) | {"class"}
 _CLEANER = nh3.Cleaner(
     tags=_TAGS,
     clean_content_tags={"script", "style"},

@@ -12,7 +12,9 @@ import yaml
 
 from aggregator.publish import build_site, publish_changed
 from aggregator.publish.jekyll import JekyllSettings, render_post, yaml_quote, yaml_tags
+from aggregator.store import Store
 
+from .feedserver import FeedServer
 from .publish_helpers import NOW, SEED_TITLE, make_post, store, write_config
 
 # a copy of ../shared/seeds/000_28c7a69b8ba706d3.txt, a post of the site this product replaces
@@ -71,6 +73,31 @@ def test_seed_post_is_reproduced_byte_for_byte(tmp_path: Path) -> None:
     written = tmp_path / "jekyll" / "_posts" / f"2022-03-28-{post.id}.md"
     assert written.read_bytes() == seed_bytes()
     assert not written.read_bytes().endswith(b"\n")
+
+
+def test_the_seed_post_comes_out_of_its_feed_byte_for_byte(server: FeedServer, tmp_path: Path) -> None:
+    """The whole way: the seed's item served as RSS, fetched, sanitised, stored and exported gives the
+    old site's file again, its <p class="em_media"> included."""
+    from html import escape
+
+    from aggregator.config import load_config
+    from aggregator.pipeline import fetch_sources
+
+    item = (f"<item><title>{escape(SEED_TITLE)}</title><link>{escape(SEED_LINK)}</link>"
+            '<guid isPermaLink="false">NW202203282325465316</guid>'
+            "<pubDate>Mon, 28 Mar 2022 22:51:22 +0800</pubDate>"
+            f"<description>{escape(seed_content(seed_bytes()))}</description></item>")
+    feed = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>nbd</title>{item}</channel></rss>'
+    url = server.add("/nbd.xml", feed)
+    config_text = SEED_CONFIG.replace("https://feeds.example.com/nbd.xml", url)
+    (tmp_path / "feeds.yaml").write_text(config_text + '  category_url: "{base}category/{slug}.html"\n', "utf-8")
+    config = load_config(tmp_path / "feeds.yaml")
+    with Store(config.site.database) as db:
+        report = fetch_sources(config, db)
+        assert report.new == 1, [o.error for o in report.outcomes]
+        build_site(config, db, now=SEED_DATE + timedelta(hours=2))
+    (written,) = (tmp_path / "jekyll" / "_posts").glob("*.md")
+    assert written.name.startswith("2022-03-28-") and written.read_bytes() == seed_bytes()
 
 
 def test_default_layout_links_to_our_category_page(tmp_path: Path) -> None:
