@@ -305,3 +305,9 @@ def test_no_jekyll_section_writes_no_jekyll_files(tmp_path: Path) -> None:
         report = build_site(config, db, now=NOW)
     assert all(p.is_relative_to(config.site.output_dir) for p in report.written)
     assert not (tmp_path / "jekyll").exists()
+
+
+def test_control_characters_are_dropped_from_the_body_as_from_the_feeds(tmp_path: Path) -> None:
+    post = make_post("每日经济新闻", 7, categories=["meirijingjixinwen"], content="<p>a\x01b\x08c\x0cd\ufffee\uffff</p>")
+    text = render_post(post, settings(tmp_path)).decode("utf-8")
+    assert "<p>abcde</p>" in text and not any(c in text for c in "\x01\x08\x0c\ufffe\uffff")
