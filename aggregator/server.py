@@ -72,6 +72,30 @@ class _Cached:
     body: bytes
 
 
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header takes gzip: named (or `*`) with a q-value above 0, so that
+    "gzip;q=0" (RFC 9110: not acceptable) gets the plain file."""
+    header = header.lower()
+    if "gzip" not in header and "*" not in header:  # the usual answer, without parsing
+        return False
+    weights: dict[str, float] = {}
+    for part in header.split(","):
+        coding, _, params = part.strip().partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[coding.strip()] = weight
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in weights:
+            return weights[coding] > 0
+    return False
+
+
 class StaticSite:
     """A WSGI app serving files under `root`, plus /healthz and /metrics when given providers."""
 
@@ -155,7 +179,7 @@ class StaticSite:
             ("Last-Modified", formatdate(stat.st_mtime, usegmt=True)),
             ("Cache-Control", "public, max-age=60"),
         ]
-        compress = ctype.startswith(COMPRESSIBLE) and "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+        compress = ctype.startswith(COMPRESSIBLE) and accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
         if ctype.startswith(COMPRESSIBLE):
             headers.append(("Vary", "Accept-Encoding"))
         if compress:
