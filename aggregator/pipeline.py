@@ -7,6 +7,7 @@ savepoint); several sources share a commit (CommitBatch).
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -129,6 +130,32 @@ def retrieve(
     outcome.result = "ok"
     outcome.warning = parsed.warning
     return Retrieved(outcome, parsed.posts, response)
+
+
+#: the longest a failing source waits between polls, and the most of a Retry-After honoured
+MAX_BACKOFF = 24 * 3600
+
+
+def next_due(
+    source: Source, outcome: SourceOutcome, failures: int, now: datetime, rng: random.Random | None = None
+) -> datetime | None:
+    """When to poll a source next after `outcome`; None when it is gone (410)."""
+    if outcome.http_status == 410:
+        return None
+    base = float(source.interval)
+    delay = min(base * 2 ** min(failures, 30), MAX_BACKOFF) if outcome.result == "error" else base
+    delay += (rng or random).uniform(0, 0.1 * base)
+    if outcome.retry_after is not None:
+        # honoured, up to the longest backoff: one answer of Retry-After: 315360000 must not
+        # silence a source for ten years (the date is stored and survives restarts)
+        delay = max(delay, min(outcome.retry_after, MAX_BACKOFF))
+    return now + timedelta(seconds=delay)
+
+
+def _schedule_after(source: Source, outcome: SourceOutcome, now: datetime) -> Callable[[int], datetime | None]:
+    """When a daemon would poll `source` next, saved by a one-shot pass too: `status` shows it, and
+    a daemon started later does not poll again what was just fetched."""
+    return lambda failures: next_due(source, outcome, failures, now)
 
 
 def retention_cutoff(config: Config, now: datetime) -> datetime | None:
@@ -314,7 +341,9 @@ def fetch_sources(
                         if future in feeds:
                             source = feeds.pop(future)  # drop the response and posts once stored
                             now = datetime.now(UTC)
-                            outcome = record(store, config, source, future.result(), now, states[source.name])
+                            retrieved = future.result()
+                            outcome = record(store, config, source, retrieved, now, states[source.name],
+                                             _schedule_after(source, retrieved.outcome, now))
                             outcomes[source.name] = outcome
                             owed = owed_articles(store, source)
                             if owed:

@@ -31,31 +31,12 @@ from .fetch import make_session
 from .lanes import ARTICLES, FAILING, Lanes
 from .metrics import Metrics
 from .models import SourceOutcome
-from .pipeline import moved_to, record, retrieve
+from .pipeline import moved_to, next_due, record, retrieve
 from .server import FeedServer, StaticSite
 from .store import Store, from_db_time
 from .workers import shared_pool
 
 LOG = logging.getLogger("aggregator.daemon")
-MAX_BACKOFF = 24 * 3600
-
-
-def next_due(
-    source: Source, outcome: SourceOutcome, failures: int, now: datetime, rng: random.Random | None = None
-) -> datetime | None:
-    """When to poll a source next after `outcome`; None when it is gone (410)."""
-    if outcome.http_status == 410:
-        return None
-    base = float(source.interval)
-    delay = min(base * 2 ** min(failures, 30), MAX_BACKOFF) if outcome.result == "error" else base
-    delay += (rng or random).uniform(0, 0.1 * base)
-    if outcome.retry_after is not None:
-        # honoured, up to the longest backoff: one answer of Retry-After: 315360000 must not
-        # silence a source for ten years (the date is stored and survives restarts)
-        delay = max(delay, min(outcome.retry_after, MAX_BACKOFF))
-    return now + timedelta(seconds=delay)
-
-
 class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
     """`aggregator run`: poll, store, republish and serve until told to stop."""
 

@@ -148,6 +148,16 @@ def test_fetch_prints_a_parser_warning(server: FeedServer, tmp_path: Path) -> No
     assert [line for line in result.stderr.splitlines() if line.startswith("warning: broken: ")], result.stderr
 
 
+def test_status_after_a_fetch_says_when_a_daemon_would_poll(server: FeedServer, tmp_path: Path) -> None:
+    write_config(tmp_path, [{"name": "ok", "url": server.add("/ok.xml", fixture("rss20.xml")), "interval": "10m"},
+                            {"name": "down", "url": "http://127.0.0.1:9/feed.xml", "interval": "10m"}])
+    run_cli("fetch", cwd=tmp_path)
+    rows = {row["name"]: row for row in json.loads(run_cli("status", "--format", "json", cwd=tmp_path).stdout)}
+    for name, wait in (("ok", 600), ("down", 1200)):  # a failure backs off: twice the interval
+        fetched = datetime.fromisoformat(rows[name]["last_fetch"])
+        assert wait <= (datetime.fromisoformat(rows[name]["next_due"]) - fetched).total_seconds() <= wait * 1.1
+
+
 def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "down", "url": "http://127.0.0.1:9/feed.xml"}])
     result = run_cli("fetch", cwd=tmp_path)

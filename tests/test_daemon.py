@@ -467,7 +467,7 @@ def test_retry_after_is_honoured_up_to_the_longest_backoff() -> None:
 
     from aggregator.config import Source
     from aggregator.models import SourceOutcome
-    from aggregator.scheduler import MAX_BACKOFF, next_due
+    from aggregator.pipeline import MAX_BACKOFF, next_due
 
     now = datetime(2026, 12, 3, tzinfo=UTC)
     source = Source(name="s", url="http://127.0.0.1:9/x.xml", categories=(), interval=600)
