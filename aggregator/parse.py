@@ -154,10 +154,16 @@ def _as_html(value: str, detail: Any, atom: bool) -> str:
 
 def _entry(item: Any, atom: bool) -> RawEntry:
     content = content_base = ""
+    content_part: Any = None
     for part in item.get("content") or []:
         if part.get("value"):
             content, content_base = _as_html(part["value"], part, atom), _text(part.get("base"))
+            content_part = part
             break
+    summary = _text(item.get("summary"))
+    summary_detail = item.get("summary_detail")
+    if summary_detail is None and content_part is not None and summary == content_part["value"]:
+        summary_detail = content_part  # feedparser copied the content into an entry without a summary
     enclosures = []
     for link in item.get("links") or []:
         if link.get("rel") == "enclosure" and link.get("href"):
@@ -175,7 +181,7 @@ def _entry(item: Any, atom: bool) -> RawEntry:
         # titles carry escaped HTML often enough that feedparser's guess (text unless every tag is
         # one it knows) is not trusted: they are read as HTML, as feed readers do
         title_is_html=not atom or title_detail.get("type") in ("text/html", "application/xhtml+xml"),
-        summary=_as_html(_text(item.get("summary")), item.get("summary_detail"), atom),
+        summary=_as_html(summary, summary_detail, atom),
         content=content,
         summary_base=_text((item.get("summary_detail") or {}).get("base")),
         content_base=content_base,

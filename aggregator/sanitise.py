@@ -17,13 +17,17 @@ SAFE_SCHEMES = {"http", "https", "mailto"}
 # plain " " and no match groups are copied: this runs on every entry)
 _BLOCK_START = re.compile(r"(?=</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre|hr|img)\b)", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+# what XML 1.0 cannot carry (the feeds drop it at publishing): dropped from stored HTML once, at
+# ingest, so no output (the Jekyll files included) sees a form feed or U+FFFE
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|spm|from|share_token)$", re.IGNORECASE)
 
 _TAGS = set(nh3.ALLOWED_TAGS) - {"area", "map"}
 _ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
-# class on any element, as the old site's posts kept it (<p class="em_media">（文章来源：每日经济新闻）</p>):
-# it runs nothing, and a site styling its posts may want it
-_ATTRIBUTES["*"] = _ATTRIBUTES.get("*", set()) | {"class"}
+# class on paragraphs, as the old site's posts kept it (<p class="em_media">（文章来源：每日经济新闻）</p>).
+# Not on every element: class-heavy pages (WordPress) would double in size, and a link or a block
+# could take the site's own classes (Bootstrap's stretched-link, d-none)
+_ATTRIBUTES["p"] = _ATTRIBUTES.get("p", set()) | {"class"}
 _CLEANER = nh3.Cleaner(
     tags=_TAGS,
     clean_content_tags={"script", "style"},
@@ -98,6 +102,7 @@ def sanitise_html(fragment: str, base: str = "") -> str:
         return ""
     if _too_deep(fragment):
         return html.escape(_flat_text(fragment), quote=False)
+    fragment = _NOT_XML.sub("", fragment)
     try:
         cleaned = _CLEANER.clean(fragment).strip()
     except (ValueError, TypeError):

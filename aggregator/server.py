@@ -83,10 +83,10 @@ def accepts_gzip(header: str) -> bool:
         coding, _, params = part.strip().partition(";")
         weight = 1.0
         for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name == "q":
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
                 try:
-                    weight = float(value)
+                    weight = float(value.strip())
                 except ValueError:
                     weight = 0.0
         weights[coding.strip()] = weight

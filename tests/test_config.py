@@ -114,6 +114,10 @@ def test_an_unclosed_quote_or_bracket_names_the_line_it_opened_on(tmp_path: Path
     assert problems(tmp_path, start + "    category: [a, b\n" + rest) == [
         f"{tmp_path / 'feeds.yaml'}:7: invalid YAML: while parsing a flow sequence on line 7: "
         "did not find expected ',' or ']' on line 8"]
+    inside = start + "    tags: [\n     a,\n     c: d: e,\n    ]\n"  # a mistake inside: named where it is
+    assert problems(tmp_path, inside) == [
+        f"{tmp_path / 'feeds.yaml'}:9: invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence "
+        "on line 7)"]
     assert problems(tmp_path, "site:\n  title: t\n url: http://x/\n") == [
         f"{tmp_path / 'feeds.yaml'}:3: invalid YAML: did not find expected key (while parsing a block mapping on line 1)"]
 

@@ -314,7 +314,9 @@ def test_plain_text_summaries_and_content_keep_every_character(
             '<content type="text">plain &lt;text&gt; stays\n\nsecond paragraph</content></entry>'
             '<entry><id>urn:t:3</id><title>Three</title><link href="http://x.example.com/3"/>'
             '<updated>2022-03-28T12:00:00Z</updated><content type="html">&lt;p&gt;x &lt;b&gt;bold&lt;/b&gt;'
-            "&lt;script&gt;bad()&lt;/script&gt;&lt;/p&gt;</content></entry></feed>")
+            "&lt;script&gt;bad()&lt;/script&gt;&lt;/p&gt;</content></entry>"
+            '<entry><id>urn:t:4</id><title>Four</title><link href="http://x.example.com/4"/>'
+            "<updated>2022-03-28T13:00:00Z</updated><content>only content: a&lt;b and more</content></entry></feed>")
     config = make_config([{"name": "a", "url": server.add("/t.xml", atom, content_type="application/atom+xml")}])
     store = open_store(config)
     fetch(config, store)
@@ -323,6 +325,8 @@ def test_plain_text_summaries_and_content_keep_every_character(
     assert posts["urn:t:2"].content == "plain &lt;text&gt; stays\n\nsecond paragraph"
     assert posts["urn:t:2"].summary == "short &amp; plain"
     assert posts["urn:t:3"].content == "<p>x <b>bold</b></p>"  # HTML, as it said: sanitised
+    # no summary: feedparser copies the content into it, which is text too
+    assert posts["urn:t:4"].summary == posts["urn:t:4"].content == "only content: a&lt;b and more"
 
 
 def test_duplicate_guids_in_one_feed_store_one_post(server: FeedServer, make_config: Any, open_store: Any) -> None:

@@ -151,7 +151,7 @@ def test_full_text_selector(server: FeedServer, make_config: Any, open_store: An
     )
     store = open_store(config)
     fetch_sources(config, store)
-    assert store.posts()[0].content == "<div class=\"share\">分享到：微博 微信 QQ空间</div>"  # class kept, as the old site did
+    assert store.posts()[0].content == "<div>分享到：微博 微信 QQ空间</div>"  # class is kept on <p> only
 
 
 def test_json_feed_sources(server: FeedServer, make_config: Any, open_store: Any) -> None:

@@ -102,6 +102,7 @@ def test_gzip_when_accepted_with_its_own_etag(site: tuple[str, Path]) -> None:
 @pytest.mark.parametrize(("accept", "gzipped"), [
     ("gzip;q=0", False), ("gzip; q=0.0, identity", False), ("*;q=0", False), ("br, gzip;q=0.5", True),
     ("*", True), ("x-gzip", True), ("deflate", False), ("gzip;q=0, *", False), ("GZIP;Q=1", True),
+    ("gzip ; q = 0", False),
 ])
 def test_gzip_only_when_its_q_value_is_above_zero(site: tuple[str, Path], accept: str, gzipped: bool) -> None:
     response = requests.get(site[0] + "/meirijingjixinwen/feed.xml", headers={"Accept-Encoding": accept}, stream=True)

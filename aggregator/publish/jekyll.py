@@ -27,7 +27,6 @@ from ..dates import local_time
 from ..models import Post
 from .atomic import inside, write_if_changed
 from .filelist import FileList
-from .items import xml_text
 
 POSTS = "_posts"
 ARCHIVE = "old_posts"
@@ -170,8 +169,7 @@ def render_post(post: Post, settings: JekyllSettings) -> bytes:
         f"tags: {yaml_tags(_inert_title(t) for t in post.tags)}",  # printed unescaped by layouts too
         "---",
     ]
-    # without the control characters the feeds drop too (a form feed, U+FFFE): not text, and not valid HTML
-    body = "\n".join(lines) + "\n" + _inert_body(xml_text(post.content or post.summary))
+    body = "\n".join(lines) + "\n" + _inert_body(post.content or post.summary)
     if post.link:
         body += f"\n\n<{_autolink(post.link)}>"
     home = f"[{_link_text(settings.back_to_home)}]({settings.base})"
