@@ -21,6 +21,7 @@ import requests
 
 from .articles import Article, ArticleReport, fetch_articles, owed_articles, record_articles
 from .config import Config, Source
+from .daemon_lock import running_daemon
 from .errors import FetchError, unexpected
 from .fetch import FetchLimits, HostLimits, fetch_url, make_session
 from .memory import release_free_memory
@@ -311,6 +312,9 @@ def fetch_sources(
     cpu = cpu or shared_pool(config.defaults.processes)
     known = store.source_states(counts=False)
     states = {s.name: known.get(s.name) or SourceState(name=s.name) for s in chosen}
+    # a daemon running on this database keeps its own schedule (read from next_due when it starts):
+    # a one-shot pass beside it must not store a time the daemon will not keep
+    scheduling = running_daemon(config.site.database) is None
     report = FetchReport()
     outcomes: dict[str, SourceOutcome] = {}
 
@@ -342,8 +346,9 @@ def fetch_sources(
                             source = feeds.pop(future)  # drop the response and posts once stored
                             now = datetime.now(UTC)
                             retrieved = future.result()
+                            schedule = _schedule_after(source, retrieved.outcome, now)
                             outcome = record(store, config, source, retrieved, now, states[source.name],
-                                             _schedule_after(source, retrieved.outcome, now))
+                                             schedule if scheduling and source.enabled else None)
                             outcomes[source.name] = outcome
                             owed = owed_articles(store, source)
                             if owed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -156,6 +157,12 @@ def test_status_after_a_fetch_says_when_a_daemon_would_poll(server: FeedServer, 
     for name, wait in (("ok", 600), ("down", 1200)):  # a failure backs off: twice the interval
         fetched = datetime.fromisoformat(rows[name]["last_fetch"])
         assert wait <= (datetime.fromisoformat(rows[name]["next_due"]) - fetched).total_seconds() <= wait * 1.1
+    # beside a running daemon (this process plays it) the daemon's schedule stays the one stored
+    (database,) = tmp_path.rglob("*.db")
+    database.with_name(database.name + "-daemon.lock").write_text(str(os.getpid()))
+    run_cli("fetch", cwd=tmp_path)
+    again = {row["name"]: row for row in json.loads(run_cli("status", "--format", "json", cwd=tmp_path).stdout)}
+    assert again["ok"]["last_fetch"] > rows["ok"]["last_fetch"] and again["ok"]["next_due"] == rows["ok"]["next_due"]
 
 
 def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
