@@ -26,7 +26,7 @@ from aggregator.models import Post
 from aggregator.publish import atomic, build_site, publish_changed
 from aggregator.publish.atomic import UnsafePathError, inside, write_if_changed
 from aggregator.publish.filelist import FileList
-from aggregator.publish.items import ATOM_ID_NAMESPACE, is_absolute_iri
+from aggregator.publish.items import ATOM_ID_NAMESPACE, is_absolute_iri, public_source_url
 
 from .publish_helpers import (
     NOW,
@@ -743,3 +743,19 @@ def test_a_source_url_with_a_password_or_a_key_is_never_published(tmp_path: Path
     assert entries["标题 1"].source.href == "https://private.example.com/feed.xml"
     assert "href" not in entries["标题 2"].get("source", {})
     assert entries["标题 3"].source.href == "https://hn.example.com/rss"
+    atom = {e.title: e for e in parse(tmp_path / "public" / "tech" / "atom.xml").entries}
+    assert atom["标题 2"].source.title == "Keyed" and "href" not in atom["标题 2"].source  # named, no URL
+    items = {i["title"]: i for i in json.loads((tmp_path / "public" / "tech" / "feed.json").read_text())["items"]}
+    assert items["标题 2"]["_source"] == {"title": "Keyed"}
+
+
+@pytest.mark.parametrize(("url", "published"), [
+    ("https://u:pw@h.example/f.xml?x=1", "https://h.example/f.xml?x=1"),
+    ("https://h.example/f?format=rss;apikey=X", ""), ("https://h.example/feed;jsessionid=1", ""),
+    ("https://h.example/f#access_token=X", ""), ("https://h.example/f?u=bob&p=hunter2", ""),
+    ("https://h.example/f?apiKey=1", ""), ("https://h.example/f?X-Amz-Signature=1", ""),
+    ("https://h.example/f?API%5FKEY=1", ""),
+    ("https://h.example/f?author=bob&keyword=py&design=1&passage=2", "https://h.example/f?author=bob&keyword=py&design=1&passage=2"),
+])
+def test_public_source_url(url: str, published: str) -> None:
+    assert public_source_url(url) == published

@@ -133,9 +133,11 @@ class _AtomEntryLinks(BaseEntryExtension):
             link.set("type", enc.type or DEFAULT_ENCLOSURE_TYPE)
             if enc.length > 0:
                 link.set("length", str(enc.length))
-        if item.source_url:
+        if item.source_name:  # its URL only when it may be published (public_source_url)
             source = etree.SubElement(entry, "source")
-            etree.SubElement(source, "id").text = item.source_url
+            if item.source_url:
+                etree.SubElement(source, "id").text = item.source_url
             etree.SubElement(source, "title").text = item.source_name
-            etree.SubElement(source, "link", rel="self", href=item.source_url)
+            if item.source_url:
+                etree.SubElement(source, "link", rel="self", href=item.source_url)
         return entry

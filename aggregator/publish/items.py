@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..dates import local_time
 from ..models import Enclosure, Post
@@ -28,19 +28,37 @@ _URN = re.compile(r"^urn:[a-z0-9][a-z0-9-]{0,30}[a-z0-9]:[^\s<>\"{}|\\^`]+$", re
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[a-z0-9-]+(\.[a-z0-9-]+)+$", re.IGNORECASE)
 
 
-#: query parameter names that carry a credential ("apikey", "access_token", "sig", "password"...)
-_SECRET_PARAMETER = re.compile(r"key|token|secret|pass|auth|sig|session|cred", re.IGNORECASE)
+#: words of a query (or fragment, or path ;parameter) name that say it carries a credential:
+#: api_key, apiKey, access_token, password, pw, X-Amz-Signature, session_id... A name is cut into
+#: words (at _ - . and camelCase), so that "keyword" or "author" is not taken for one
+_SECRET_WORDS = frozenset({
+    "key", "apikey", "token", "accesstoken", "authtoken", "secret", "pass", "password", "passwd", "pw", "pwd",
+    "auth", "sig", "signature", "session", "sessionid", "sid", "jsessionid", "phpsessid", "cred", "creds",
+    "credential", "credentials",
+})
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WORD_BREAK = re.compile(r"[_.\-\s]+")
+
+
+def _secret_parameters(text: str) -> bool:
+    for part in re.split(r"[&;]", text):
+        name = unquote(part.partition("=")[0]).strip()
+        words = _WORD_BREAK.split(_CAMEL.sub("_", name).lower())
+        if name.lower() in ("u", "p", "k") or _SECRET_WORDS.intersection(words):
+            return True
+    return False
 
 
 def public_source_url(url: str) -> str:
     """A source's feed URL as each of its items names it (RSS `<source url>`, Atom `<source>`, JSON
-    Feed `_source`): never with a user and password, and not at all when its query carries a key
-    or a token, which feeds.yaml may hold but the published feeds must not repeat."""
+    Feed `_source`): never with a user and password, and not at all when its query or fragment
+    has a parameter named like a credential, which feeds.yaml may hold but the published feeds
+    must not repeat. (A token in the path is not recognised: put tokens in `headers:`.)"""
     try:
         parts = urlsplit(url)
-        if any(_SECRET_PARAMETER.search(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
-            return ""
     except ValueError:  # not a URL urlsplit can take: nothing worth publishing
+        return ""
+    if any(_secret_parameters(text) for text in (parts.query, parts.fragment, parts.path.partition(";")[2])):
         return ""
     if "@" not in parts.netloc:
         return url

@@ -52,8 +52,8 @@ def _item(item: FeedItem) -> dict[str, Any]:
             {"url": e.url, "mime_type": e.type or "application/octet-stream", **_size(e.length)}
             for e in item.enclosures
         ]
-    if item.source_url:
-        result["_source"] = {"title": item.source_name, "feed_url": item.source_url}
+    if item.source_name:  # its URL only when it may be published (public_source_url)
+        result["_source"] = {"title": item.source_name, **({"feed_url": item.source_url} if item.source_url else {})}
     return result
 
 
