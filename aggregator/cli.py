@@ -21,7 +21,7 @@ from .cli_common import FORMAT, Context, category_slug, counted, err, handle_err
 from .config import Config, config_warnings
 from .errors import ConfigError, NotFoundError, PublishError
 from .models import SourceOutcome
-from .pipeline import fetch_sources
+from .pipeline import fetch_sources, sources_to_fetch
 from .publish import publish_changed
 from .views import post_json
 from .websub import announce_changes
@@ -94,7 +94,7 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
             raise ConfigError([f"{ctx.config_path}: no source named {n!r}" for n in missing])
         sources = [known[n] for n in names]
     with ctx.store() as store:
-        total = len(sources if sources is not None else [s for s in config.sources if s.enabled])
+        total = len(sources_to_fetch(config, store.source_states(counts=False), sources))
         with _progress(total) as advance:
             report = fetch_sources(config, store, sources, workers=workers, progress=advance)
         publish_error = ""

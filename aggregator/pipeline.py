@@ -290,6 +290,21 @@ def add_articles(outcome: SourceOutcome, report: ArticleReport) -> None:
     outcome.changed_post_ids += report.stored.post_ids
 
 
+def sources_to_fetch(
+    config: Config, known: dict[str, SourceState], sources: Iterable[Source] | None = None
+) -> list[Source]:
+    """The sources a pass fetches: those named, else every enabled one that is not gone (410 at its
+    current URL: not polled again until its URL changes or `sources reset`, as the daemon does)."""
+    if sources is not None:
+        return list(sources)
+
+    def gone(source: Source) -> bool:
+        state = known.get(source.name)
+        return state is not None and bool(state.gone) and state.url == source.url
+
+    return [s for s in config.sources if s.enabled and not gone(s)]
+
+
 def fetch_sources(
     config: Config,
     store: Store,
@@ -305,12 +320,12 @@ def fetch_sources(
     Sources with `full_text` then fetch the articles their posts still owe (even after a 304), in
     the same pool; an article failure never makes the source fail.
     """
-    chosen = [s for s in (config.sources if sources is None else sources) if s.enabled or sources is not None]
+    known = store.source_states(counts=False)
+    chosen = sources_to_fetch(config, known, sources)
     workers = workers or config.defaults.workers
     session = session or make_session(pool_size=max(workers, 4))
     hosts = HostLimits(config.defaults.per_host)
     cpu = cpu or shared_pool(config.defaults.processes)
-    known = store.source_states(counts=False)
     states = {s.name: known.get(s.name) or SourceState(name=s.name) for s in chosen}
     # a daemon running on this database keeps its own schedule (read from next_due when it starts):
     # a one-shot pass beside it must not store a time the daemon will not keep

@@ -165,6 +165,17 @@ def test_status_after_a_fetch_says_when_a_daemon_would_poll(server: FeedServer, 
     assert again["ok"]["last_fetch"] > rows["ok"]["last_fetch"] and again["ok"]["next_due"] == rows["ok"]["next_due"]
 
 
+def test_fetch_leaves_a_gone_source_alone_until_named(server: FeedServer, tmp_path: Path) -> None:
+    """A 410 source is not polled again (as the daemon does): a cron `fetch` must not fail on it for ever."""
+    write_config(tmp_path, [{"name": "ok", "url": server.add("/ok.xml", fixture("rss20.xml"))},
+                            {"name": "goner", "url": server.add("/gone.xml", b"gone", status=410)}])
+    assert run_cli("fetch", cwd=tmp_path).returncode == 1
+    again = run_cli("fetch", cwd=tmp_path)
+    assert again.returncode == 0 and "1 source: " in again.stdout and len(server.hits("/gone.xml")) == 1
+    named = run_cli("fetch", "--source", "goner", cwd=tmp_path)
+    assert named.returncode == 1 and len(server.hits("/gone.xml")) == 2
+
+
 def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "down", "url": "http://127.0.0.1:9/feed.xml"}])
     result = run_cli("fetch", cwd=tmp_path)
