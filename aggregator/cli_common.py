@@ -112,16 +112,17 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     (out if out.is_terminal else wide).print(table)
 
 
-def source_table_row(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+def source_table_row(row: dict[str, Any], zone: tzinfo, config_name: str = "feeds.yaml") -> dict[str, Any]:
     """A `sources list` / `status` row shaped for a table: short times in the site's zone (as `posts`
-    shows dates; the JSON keeps UTC), yes/no, the note that matters."""
+    shows dates; the JSON keeps UTC), yes/no, the note that matters (`config_name`: the file to edit)."""
     for key in ("last_fetch", "last_success", "next_due"):
         when = from_db_time(row.get(key))
         row[key] = when.astimezone(zone).strftime("%Y-%m-%d %H:%M") if when else "-"
     row["enabled"] = "yes" if row["enabled"] else "no"
     row["categories"] = ",".join(row["categories"])
     if row["moved_to"]:
-        row["last_error"] = f"moved permanently to {row['moved_to']}: update feeds.yaml"
+        move = f"moved permanently to {row['moved_to']}: update its url in {config_name}"
+        row["last_error"] = f"{row['last_error']} ({move})" if row["last_error"] else move
     elif not row["last_error"] and row["warning"]:
         row["last_error"] = f"warning: {row['warning']}"
     return row

@@ -113,7 +113,7 @@ def status(ctx: Context, fmt: str) -> None:
         print_json(rows)
         return
     print_table(
-        [source_table_row(row, ctx.config.site.timezone) for row in rows],
+        [source_table_row(row, ctx.config.site.timezone, ctx.config_path.name) for row in rows],
         ["name", "category", "state", "http_status", "last_fetch", "last_success", "failures", "posts", "next_due",
          "last_error"],
     )

@@ -48,7 +48,7 @@ def list_sources(ctx: Context, fmt: str) -> None:
     if fmt == "json":
         print_json(rows)
         return
-    print_table([source_table_row(row, ctx.config.site.timezone) for row in rows],
+    print_table([source_table_row(row, ctx.config.site.timezone, ctx.config_path.name) for row in rows],
                 ["name", "categories", "enabled", "result", "http_status", "last_fetch", "posts", "last_error"])
 
 

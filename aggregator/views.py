@@ -42,11 +42,11 @@ def source_status(enabled: bool, state: SourceState, url: str) -> str:
         return "disabled"
     if fresh and state.gone:
         return "gone"
-    if fresh and state.moved_to:
-        return "moved"
     if not fresh or not state.last_fetch:
         return "waiting"
-    return "failing" if state.failures else "ok"
+    if state.failures:  # failing where it moved to is failing: the move is said beside the error
+        return "failing"
+    return "moved" if state.moved_to else "ok"
 
 
 def source_rows(config: Config, states: dict[str, SourceState]) -> list[dict[str, Any]]:

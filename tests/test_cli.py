@@ -176,6 +176,21 @@ def test_fetch_leaves_a_gone_source_alone_until_named(server: FeedServer, tmp_pa
     assert named.returncode == 1 and len(server.hits("/gone.xml")) == 2
 
 
+def test_a_moved_source_that_fails_shows_its_error_and_the_move(server: FeedServer, tmp_path: Path) -> None:
+    target = server.add("/new.xml", fixture("rss20.xml"))
+    write_config(tmp_path, [{"name": "m", "url": server.redirect("/old.xml", target, 301)}])
+    run_cli("fetch", cwd=tmp_path)
+    (row,) = json.loads(run_cli("status", "--format", "json", cwd=tmp_path).stdout)
+    assert row["state"] == "moved" and row["moved_to"] == target
+    server.add("/new.xml", b"oops", status=500)
+    run_cli("fetch", cwd=tmp_path)
+    (row,) = json.loads(run_cli("status", "--format", "json", cwd=tmp_path).stdout)
+    assert row["state"] == "failing" and row["last_error"] == "HTTP 500 Internal Server Error"
+    line = run_cli("status", cwd=tmp_path).stdout.splitlines()[1]
+    assert line.rstrip().endswith(f"HTTP 500 Internal Server Error (moved permanently to {target}: update its url "
+                                  "in feeds.yaml)"), line
+
+
 def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "down", "url": "http://127.0.0.1:9/feed.xml"}])
     result = run_cli("fetch", cwd=tmp_path)
