@@ -12,7 +12,10 @@ from typing import IO
 
 
 def lock_path(database: Path) -> Path:
-    return database.with_name(database.name + "-daemon.lock")
+    """The lock beside the database file itself: a symlink to it (or a path through one) names the
+    same lock, so a second daemon reaching the database another way is refused too."""
+    real = database.resolve()
+    return real.with_name(real.name + "-daemon.lock")
 
 
 def claim_database(database: Path) -> IO[str]:

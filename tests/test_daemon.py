@@ -524,3 +524,20 @@ def test_article_jobs_rerun_when_asked_meanwhile_and_never_stick() -> None:
         assert probe.runs == ["s"] * 5 and not probe._articles_queued
     finally:
         probe.scheduler.shutdown(wait=True)
+
+
+def test_a_database_reached_through_a_symlink_has_the_same_lock(tmp_path: Path) -> None:
+    from aggregator.daemon_lock import claim_database, release_database, running_daemon
+
+    database = tmp_path / "real" / "aggregator.db"
+    database.parent.mkdir()
+    database.touch()
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(database)
+    held = claim_database(database)
+    try:
+        with pytest.raises(OSError, match="another daemon"):
+            claim_database(alias)
+        assert running_daemon(alias) is not None
+    finally:
+        release_database(held)
