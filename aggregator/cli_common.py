@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import tzinfo
@@ -48,8 +49,17 @@ def handle_errors(func: F) -> F:
             fail(f"error: {exc}", 2)
         except AggregatorError as exc:
             fail(f"error: {exc}", 1)
+        except sqlite3.DatabaseError as exc:  # read-only, full, locked past the busy timeout: one line
+            fail(f"error: database {_database_of(args)}: {exc}", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _database_of(args: tuple[Any, ...]) -> str:
+    """The database a failed command used (its Context's config, if it got that far)."""
+    context = next((arg for arg in args if isinstance(arg, Context)), None)
+    config = getattr(context, "_config", None)
+    return str(config.site.database) if config is not None else "(see site.database)"
 
 
 class Context:

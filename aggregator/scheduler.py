@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import signal
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,7 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
         self.last_publish: datetime | None = None
         # the last error of each kind of publish ("incremental", "build") until that kind succeeds
         self.publish_errors: dict[str, str] = {}
+        self.database_error = ""  # the last poll's database error (read-only, full, locked) until one stores
         self.summary: dict[str, tuple[str, int, bool]] = {}  # name -> (result, failures, gone)
         self._due: dict[str, datetime] = {}  # name -> when its poll was due (for lateness)
         self.config.site.output_dir.mkdir(parents=True, exist_ok=True)
@@ -197,6 +199,12 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
             due = from_db_time(state.next_due) if same_url and state is not None else None
             if due is None or due < now:
                 due = now + timedelta(seconds=rng.uniform(0, min(5.0, 0.1 * src.interval)))
+            elif state is not None and not state.failures:  # a shorter interval counts from now, not
+                due = min(due, now + timedelta(seconds=src.interval))  # from the longer one's due time
+            if initial and state is not None and same_url and state.last_success:
+                success = from_db_time(state.last_success)  # the gauge holds across restarts
+                if success is not None:
+                    self.metrics.last_success.labels(src.name).set(success.timestamp())
             job = self.scheduler.get_job(f"source:{src.name}")
             if (
                 job is None
@@ -233,6 +241,11 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
             return
         try:
             self._poll_source(config, source)
+        except sqlite3.DatabaseError as exc:  # the database's fault, not the source's: one line, no traceback
+            self.database_error = f"{config.site.database}: {exc}"
+            LOG.error("poll of %s not stored: database %s", name, self.database_error)
+            if not self.stop_event.is_set():
+                self._reschedule(name, datetime.now(UTC) + timedelta(seconds=source.interval))
         except Exception:
             LOG.exception("poll of %s failed unexpectedly", name)
             self.lanes.record(name, failed=True)
@@ -276,6 +289,7 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
             # the state is read again here: `sources reset` may have changed it during the fetch
             outcome = record(self.store, config, source, retrieved, now, schedule=schedule)
             owed = bool(owed_articles(self.store, source))
+        self.database_error = ""
         if owed:
             self._queue_articles(source.name)
         self.summary[source.name] = (outcome.result, failures, outcome.http_status == 410)
@@ -342,11 +356,13 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
                 counts["ok"] += 1
         publish_error = "; ".join(error for _kind, error in sorted(dict(self.publish_errors).items()))
         payload = {
-            "status": "ok" if alive and not failing and not publish_error else ("degraded" if alive else "down"),
+            "status": "ok" if alive and not failing and not publish_error and not self.database_error
+            else ("degraded" if alive else "down"),
             "scheduler": "running" if alive else "stopped",
             "sources": counts,
             "failing": failing,
             "last_publish": self.last_publish.isoformat(timespec="seconds") if self.last_publish else None,
             "publish_error": publish_error or None,
+            "database_error": self.database_error or None,
         }
         return (200 if alive else 503), payload

@@ -11,10 +11,12 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import yaml
 
 from .conftest import ROOT, fixture, run_cli, write_config
@@ -189,6 +191,37 @@ def test_a_moved_source_that_fails_shows_its_error_and_the_move(server: FeedServ
     line = run_cli("status", cwd=tmp_path).stdout.splitlines()[1]
     assert line.rstrip().endswith(f"HTTP 500 Internal Server Error (moved permanently to {target}: update its url "
                                   "in feeds.yaml)"), line
+
+
+@pytest.fixture
+def read_only() -> Iterator[Callable[[Path], None]]:
+    """Make a file read-only even for root (chattr +i), undone afterwards."""
+    made: list[Path] = []
+
+    def make(path: Path) -> None:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "+i", str(path)], check=True)
+        else:
+            path.chmod(0o444)
+        made.append(path)
+
+    yield make
+    for path in made:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=False)
+        path.chmod(0o644)
+
+
+def test_a_read_only_database_is_one_line_naming_it(
+    server: FeedServer, tmp_path: Path, read_only: Callable[[Path], None]
+) -> None:
+    write_config(tmp_path, [{"name": "ok", "url": server.add("/ok.xml", fixture("rss20.xml"))}])
+    assert run_cli("fetch", cwd=tmp_path).returncode == 0
+    (database,) = tmp_path.rglob("*.db")
+    read_only(database)
+    result = run_cli("fetch", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == f"error: database {database}: attempt to write a readonly database"
 
 
 def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
