@@ -92,6 +92,9 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
         # the last error of each kind of publish ("incremental", "build") until that kind succeeds
         self.publish_errors: dict[str, str] = {}
         self.database_error = ""  # the last poll's database error (read-only, full, locked) until one stores
+        self._polling_lock = threading.Lock()
+        self._polling: set[str] = set()  # sources being polled now
+        self._poll_again: set[str] = set()  # ... and to poll again as soon as that poll ends
         self.summary: dict[str, tuple[str, int, bool]] = {}  # name -> (result, failures, gone)
         self._due: dict[str, datetime] = {}  # name -> when its poll was due (for lateness)
         self.config.site.output_dir.mkdir(parents=True, exist_ok=True)
@@ -175,10 +178,17 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
         for name in names:
             if name not in config.source_names or not config.source(name).enabled:
                 continue
-            LOG.info("source %s was reset: polling it now", name)
             self.lanes.clear(name)
             self.summary[name] = ("", 0, False)
-            self._reschedule(name, datetime.now(UTC))
+            with self._polling_lock:
+                busy = name in self._polling
+                if busy:  # never two fetches of one source at once: polled again when this one ends
+                    self._poll_again.add(name)
+            if busy:
+                LOG.info("source %s was reset: polling it again once its poll under way ends", name)
+            else:
+                LOG.info("source %s was reset: polling it now", name)
+                self._reschedule(name, datetime.now(UTC))
 
     def _schedule_all(self, config: Config, initial: bool = False) -> None:
         now = datetime.now(UTC)
@@ -237,6 +247,23 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
             late = max(0.0, (datetime.now(UTC) - due).total_seconds())
             lane = "failing" if self.lanes.lane(name) == FAILING else "healthy"
             self.metrics.poll_lateness.labels(lane).observe(late)
+        with self._polling_lock:
+            if name in self._polling:  # a reset (or a lane change) ran it again while a poll is under way:
+                self._poll_again.add(name)  # never two fetches of one source at once; once it ends
+                return
+            self._polling.add(name)
+        try:
+            self._poll_once(config, source)
+        finally:
+            with self._polling_lock:
+                self._polling.discard(name)
+                again = name in self._poll_again
+                self._poll_again.discard(name)
+            if again and not self.stop_event.is_set():
+                self._reschedule(name, datetime.now(UTC))
+
+    def _poll_once(self, config: Config, source: Source) -> None:
+        name = source.name
         if not self._start_work():
             return
         try:

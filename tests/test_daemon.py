@@ -558,3 +558,35 @@ def test_a_shorter_interval_counts_from_now_and_success_times_survive_a_restart(
     write_config(tmp_path, [{"name": "a", "url": server.url("/a.xml"), "interval": "1s"}])
     restarted.wait_for(lambda: len(server.hits("/a.xml")) >= 2, timeout=10, what="a poll at the new interval")
     assert restarted.stop() == 0
+
+
+def test_a_reset_during_a_poll_waits_for_it_then_polls_again(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
+) -> None:
+    """Never two fetches of one source at once: a reset while the source's poll is under way polls it
+    again once that poll has ended, so the newer result is the one kept."""
+    spans: list[tuple[float, float]] = []
+
+    def slow_after_the_first(request: Any) -> None:
+        started = time.monotonic()
+        time.sleep(2 if spans else 0)
+        body = rss(("1", "one")).encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "application/rss+xml")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+        spans.append((started, time.monotonic()))
+
+    url = server.add("/slow.xml", handler=slow_after_the_first)
+    write_config(tmp_path, [{"name": "slow", "url": url, "interval": "1h"}])
+    daemon = start_daemon()
+    daemon.wait_for(lambda: daemon.status()["slow"]["last_fetch"], what="the first poll stored")
+    assert run_cli("sources", "reset", "slow", cwd=tmp_path).returncode == 0
+    daemon.wait_for(lambda: len(server.hits("/slow.xml")) == 2, what="the poll the reset asked for")
+    assert run_cli("sources", "reset", "slow", cwd=tmp_path).returncode == 0  # while it is under way
+    daemon.wait_for(lambda: len(spans) >= 3, timeout=15, what="the poll after the second reset")
+    assert spans[2][0] >= spans[1][1] - 0.05, spans  # one after the other, never side by side
+    time.sleep(1)
+    assert len(server.hits("/slow.xml")) == 3
+    assert daemon.stop() == 0
