@@ -165,7 +165,7 @@ def posts(ctx: Context, category: str | None, source: str | None, limit: int, fm
       aggregator posts --category meirijingjixinwen --limit 5
       aggregator posts --format json | jq .title
     """
-    with ctx.store() as store:
+    with ctx.store(create=False) as store:
         slug = category_slug(ctx.config, store, category) if category else None
         if source and source not in {s.name for s in ctx.config.sources} | set(store.source_states(counts=False)):
             raise NotFoundError(f"no source named {source!r} in {ctx.config_path} or the database")
@@ -201,7 +201,7 @@ def search(ctx: Context, query: str, limit: int, fmt: str) -> None:
       aggregator search 券商
       aggregator search "bitcoin etf" --format json
     """
-    with ctx.store() as store:
+    with ctx.store(create=False) as store:
         found = store.search(query, limit=limit)
     _print_posts(ctx.config, found, fmt)
 

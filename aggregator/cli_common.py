@@ -78,8 +78,21 @@ class Context:
     def use_config(self, path: Path) -> None:
         self.config_path, self._config = path, None
 
-    def store(self) -> Store:
-        return Store(self.config.site.database)
+    def store(self, create: bool = True) -> Store:
+        """The store; a command that only reads (`create=False`) never makes one where none is: a
+        mistyped site.database must not go unnoticed behind a fresh, empty database."""
+        database = self.config.site.database
+        if not create and not database.exists():
+            raise NotFoundError(f"no database at {database} yet (`aggregator fetch` or `aggregator run` makes it)")
+        return Store(database)
+
+    def source_states(self) -> dict[str, Any]:
+        """Every source's stored state, or none (and a note) when there is no database yet."""
+        if not self.config.site.database.exists():
+            click.echo(f"note: no database at {self.config.site.database} yet: nothing fetched", err=True)
+            return {}
+        with self.store() as store:
+            return store.source_states()
 
 
 def _config_after_command(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:

@@ -107,8 +107,7 @@ def status(ctx: Context, fmt: str) -> None:
       aggregator status
       aggregator status --format json | jq '.[] | select(.state == "failing")'
     """
-    with ctx.store() as store:
-        rows = source_rows(ctx.config, store.source_states())
+    rows = source_rows(ctx.config, ctx.source_states())
     if fmt == "json":
         print_json(rows)
         return

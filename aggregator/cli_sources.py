@@ -43,8 +43,7 @@ def list_sources(ctx: Context, fmt: str) -> None:
       aggregator sources list
       aggregator sources list --format json
     """
-    with ctx.store() as store:
-        rows = source_rows(ctx.config, store.source_states())
+    rows = source_rows(ctx.config, ctx.source_states())
     if fmt == "json":
         print_json(rows)
         return
@@ -155,7 +154,7 @@ def reset(ctx: Context, name: str) -> None:
     Example:
       aggregator sources reset 每日经济新闻
     """
-    with ctx.store() as store:
+    with ctx.store(create=False) as store:
         if not store.reset_source(name):
             raise NotFoundError(f"no fetch state stored for a source named {name!r}")
     click.echo(f"reset {name!r}: a running daemon polls it within seconds")

@@ -224,6 +224,19 @@ def test_a_read_only_database_is_one_line_naming_it(
     assert result.stderr.strip() == f"error: database {database}: attempt to write a readonly database"
 
 
+def test_commands_that_read_never_make_a_database(tmp_path: Path) -> None:
+    """A mistyped site.database must not go unnoticed behind a fresh, empty database."""
+    write_config(tmp_path, [{"name": "a", "url": "http://127.0.0.1:9/feed.xml"}])
+    for command in (["status"], ["sources", "list"]):
+        result = run_cli(*command, "--format", "json", cwd=tmp_path)
+        assert result.returncode == 0 and json.loads(result.stdout)[0]["state"] == "waiting", command
+        assert result.stderr.startswith("note: no database at "), command
+    for command in (["posts"], ["search", "x"], ["sources", "reset", "a"]):
+        result = run_cli(*command, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.startswith("error: no database at "), (command, result.stderr)
+    assert not list(tmp_path.rglob("*.db")) and not (tmp_path / "var").exists()
+
+
 def test_unreachable_sources_reported_cleanly(tmp_path: Path) -> None:
     write_config(tmp_path, [{"name": "down", "url": "http://127.0.0.1:9/feed.xml"}])
     result = run_cli("fetch", cwd=tmp_path)
