@@ -350,6 +350,7 @@ def _fetch_url(
 ) -> FetchResult:
     origin: tuple[str, str, int | None] | None = None  # worked out at the first redirect
     permanent, current = True, url
+    leading, moved_for_good = True, ""  # the first redirects, while all are permanent, and where they end
     for _hop in range(MAX_REDIRECTS + 1):
         request_headers = {"User-Agent": user_agent} if user_agent else {}
         if current == url or may_carry_headers(origin := origin or origin_of(url), origin_of(current)):
@@ -367,9 +368,12 @@ def _fetch_url(
         if time.monotonic() - started > limits.deadline:  # headers cut short by the watcher read as complete
             response.close()
             raise _past_deadline("no complete response", limits)
+        if leading and current != url:
+            moved_for_good = written
         if response.status not in REDIRECTS or "location" not in response.headers:
             break
         permanent = permanent and response.status in PERMANENT
+        leading = leading and response.status in PERMANENT
         response.close()
         try:
             target = urljoin(current, response.headers.get("Location", ""))
@@ -392,21 +396,24 @@ def _fetch_url(
             with contextlib.suppress(Exception):
                 response.read()
         response.close()
-        return _result(response, written, None, moved and permanent, started)
+        return _result(response, written, None, moved and permanent, started, moved_for_good)
     if not 200 <= status < 300:
         retry = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
         response.close()
         raise FetchError(f"HTTP {status} {response.reason or ''}".strip(), status=status, retry_after=retry)
     body = _read_body(response, limits, started)
-    return _result(response, written, body, moved and permanent, started)
+    return _result(response, written, body, moved and permanent, started, moved_for_good)
 
 
-def _result(response: BaseHTTPResponse, url: str, body: bytes | None, permanent: bool, started: float) -> FetchResult:
+def _result(
+    response: BaseHTTPResponse, url: str, body: bytes | None, permanent: bool, started: float, moved_to: str,
+) -> FetchResult:
     return FetchResult(
         status=response.status,
         body=body,
         headers={k.lower(): v for k, v in response.headers.itermerged()},  # repeated headers joined, as requests does
         url=url,
         permanent_redirect=permanent,
+        moved_to=moved_to,
         elapsed_ms=int((time.monotonic() - started) * 1000),
     )

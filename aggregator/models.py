@@ -33,6 +33,9 @@ class FetchResult:
     url: str
     permanent_redirect: bool = False
     elapsed_ms: int = 0
+    #: where the redirects the request began with were all permanent (301/308) to: the source's new
+    #: URL even when a temporary one follows (http -> https for good, then a CDN's 302); '' if none
+    moved_to: str = ""
 
     @property
     def not_modified(self) -> bool:
@@ -127,6 +130,7 @@ class SourceOutcome:
     updated: int = 0
     url: str = ""
     permanent_redirect: bool = False
+    moved_to: str = ""  # FetchResult.moved_to
     elapsed_ms: int = 0
     changed_categories: set[str] = field(default_factory=set)
     changed_tags: set[str] = field(default_factory=set)

@@ -114,6 +114,7 @@ def retrieve(
     outcome.http_status = response.status
     outcome.url = response.url
     outcome.permanent_redirect = response.permanent_redirect
+    outcome.moved_to = response.moved_to
     outcome.elapsed_ms = response.elapsed_ms
     if response.not_modified or response.body is None:
         outcome.result = "not-modified"
@@ -171,9 +172,9 @@ def retention_cutoff(config: Config, now: datetime) -> datetime | None:
 
 
 def moved_to(source: Source, outcome: SourceOutcome) -> str:
-    """Where a fetch says the source moved for good (every redirect permanent), or ''."""
-    moved = outcome.result != "error" and outcome.permanent_redirect and outcome.url != source.url
-    return outcome.url if moved else ""
+    """Where a fetch says the source moved for good (the redirects it began with were permanent), or ''."""
+    moved = outcome.result != "error" and outcome.moved_to and outcome.moved_to != source.url
+    return outcome.moved_to if moved else ""
 
 
 def record(

@@ -353,7 +353,7 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
             LOG.warning("%s: %s%s", line, outcome.error, wait, extra={**extra, "error": outcome.error})
         else:
             LOG.info(line, extra=extra)
-        if moved_to and outcome.permanent_redirect:
+        if moved_to:
             LOG.warning(
                 "source %s moved permanently to %s: update its url in %s",
                 source.name,

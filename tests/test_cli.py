@@ -179,11 +179,13 @@ def test_fetch_leaves_a_gone_source_alone_until_named(server: FeedServer, tmp_pa
 
 
 def test_a_moved_source_that_fails_shows_its_error_and_the_move(server: FeedServer, tmp_path: Path) -> None:
-    target = server.add("/new.xml", fixture("rss20.xml"))
+    cdn = server.add("/cdn.xml", fixture("rss20.xml"))
+    target = server.redirect("/new.xml", cdn, 302)  # moved for good, then a CDN's temporary redirect
     write_config(tmp_path, [{"name": "m", "url": server.redirect("/old.xml", target, 301)}])
     run_cli("fetch", cwd=tmp_path)
     (row,) = json.loads(run_cli("status", "--format", "json", cwd=tmp_path).stdout)
     assert row["state"] == "moved" and row["moved_to"] == target
+    server.add("/new.xml", fixture("rss20.xml"))
     server.add("/new.xml", b"oops", status=500)
     run_cli("fetch", cwd=tmp_path)
     (row,) = json.loads(run_cli("status", "--format", "json", cwd=tmp_path).stdout)

@@ -366,3 +366,15 @@ def test_a_header_value_that_would_split_the_request_is_refused_in_one_line(serv
         fetch_url(make_session(), url, headers={"X-Token": "abc\r\nX-Injected: 1"})
     assert "\n" not in str(caught.value) and "header" in str(caught.value).lower()
     assert server.hits("/feed.xml") == []
+
+
+def test_a_source_moved_for_good_before_a_temporary_redirect_is_moved(server: FeedServer) -> None:
+    """http -> https for good, then a CDN's 302: the source's new URL is the first hop's target."""
+    final = server.add("/cdn/feed.xml", fixture("rss20.xml"))
+    middle = server.redirect("/new.xml", final, 302)
+    result = fetch_url(make_session(), server.redirect("/old.xml", middle, 301))
+    assert result.url == final and not result.permanent_redirect and result.moved_to == middle
+    twice = fetch_url(make_session(), server.redirect("/older.xml", server.url("/old.xml"), 308))
+    assert twice.moved_to == middle  # permanent, permanent, then temporary
+    temporary_first = fetch_url(make_session(), server.redirect("/temp.xml", server.url("/old.xml"), 302))
+    assert temporary_first.moved_to == ""  # a temporary hop first: the source has not moved
