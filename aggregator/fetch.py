@@ -13,7 +13,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -26,9 +25,9 @@ from requests.structures import CaseInsensitiveDict
 from urllib3 import BaseHTTPResponse
 
 from . import __version__
-from .addresses import AddressRefused
 from .deadline import DeadlineAdapter, fetch_deadline
 from .errors import FetchError
+from .fetch_errors import TRANSPORT_ERRORS, broken_body, reason, timed_out
 from .models import FetchResult
 
 # verify_tls: false is warned about once by `check` and at start, not on every request
@@ -39,10 +38,6 @@ USER_AGENT = f"aggregator/{__version__} (+{PROJECT_URL})"
 CHUNK = 64 * 1024
 PERMANENT = {301, 308}
 REDIRECTS = {301, 302, 303, 307, 308}
-#: what a GET may raise below us: requests' errors (the URL, a proxy), urllib3's (the connection, the
-#: answer), the operating system's (a CA bundle gone since start) and the standard library's (a URL
-#: urlsplit cannot take, such as "http://[fe80::1%25%5D]/")
-TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError)
 MAX_REDIRECTS = 10
 
 
@@ -198,76 +193,15 @@ def _read_body(response: BaseHTTPResponse, limits: FetchLimits, started: float) 
     except TRANSPORT_ERRORS as exc:
         if watchdog.fired:
             raise _past_deadline("download not finished", limits) from None
-        if _timed_out(exc):
+        if timed_out(exc):
             raise FetchError("read timed out while downloading the body") from None
-        raise FetchError(f"connection broke while reading: {_broken_body(exc)}") from None
+        raise FetchError(f"connection broke while reading: {broken_body(exc)}") from None
     finally:
         watchdog.cancel()
         response.close()
     if watchdog.fired:
         raise _past_deadline("download not finished", limits)
     return b"".join(chunks)
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and what it wraps: requests -> urllib3 (MaxRetryError.reason) -> socket or ours."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # a short chain, and never a loop
-        if seen is None:
-            return
-        yield seen
-        reason = getattr(seen, "reason", None)
-        if isinstance(reason, BaseException):
-            seen = reason
-        elif seen.args and isinstance(seen.args[0], BaseException):
-            seen = seen.args[0]
-        else:
-            seen = seen.__context__
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether `exc` is, or wraps, a socket read timeout."""
-    timeouts = (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)
-    return any(isinstance(seen, timeouts) for seen in _chain(exc))
-
-
-def _broken_body(exc: BaseException) -> str:
-    """Why a body stopped: urllib3 says how ("Connection broken: IncompleteRead(10 bytes read, 990
-    more expected)"), which a reason made for a failed request would reduce to "connection failed"."""
-    if isinstance(exc, urllib3.exceptions.ProtocolError) and exc.args:
-        return str(exc.args[0]).splitlines()[0][:200]
-    return _reason(exc)
-
-
-def _connect_timed_out(exc: BaseException) -> bool:
-    """Whether `exc` is a connect timeout (urllib3 files a refused connection under the same class)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
-    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError) and not isinstance(
-        reason, urllib3.exceptions.NewConnectionError)
-
-
-def _reason(exc: BaseException) -> str:
-    """A short, one-line reason for a requests or urllib3 exception (they nest deeply)."""
-    refused = next((seen for seen in _chain(exc) if isinstance(seen, AddressRefused)), None)
-    if refused is not None:
-        return refused.reason_text
-    if _connect_timed_out(exc):
-        return "connection timed out"
-    if isinstance(exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
-        return "read timed out"
-    if isinstance(exc, requests.ConnectionError | urllib3.exceptions.MaxRetryError | urllib3.exceptions.ProtocolError
-                  | urllib3.exceptions.SSLError | urllib3.exceptions.ClosedPoolError | ConnectionError):
-        text = str(exc)
-        for marker in ("Connection refused", "Name or service not known", "nodename nor servname",
-                       "Temporary failure in name resolution", "No route to host", "Network is unreachable"):
-            if marker in text:
-                return marker.lower()
-        return "connection failed"
-    if isinstance(exc, requests.TooManyRedirects):
-        return "too many redirects"
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def send_get(
@@ -364,7 +298,7 @@ def _fetch_url(
         except TRANSPORT_ERRORS as exc:
             if time.monotonic() - started >= limits.deadline:  # the watcher cut a server still sending headers
                 raise _past_deadline("no complete response", limits) from None
-            raise FetchError(_reason(exc)) from None
+            raise FetchError(reason(exc)) from None
         if time.monotonic() - started > limits.deadline:  # headers cut short by the watcher read as complete
             response.close()
             raise _past_deadline("no complete response", limits)
