@@ -94,9 +94,10 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
             raise ConfigError([f"{ctx.config_path}: no source named {n!r}" for n in missing])
         sources = [known[n] for n in names]
     with ctx.store() as store:
-        total = len(sources_to_fetch(config, store.source_states(counts=False), sources))
+        chosen = sources_to_fetch(config, store.source_states(counts=False), sources)  # read once, here
+        total = len(chosen)
         with _progress(total) as advance:
-            report = fetch_sources(config, store, sources, workers=workers, progress=advance)
+            report = fetch_sources(config, store, chosen, workers=workers, progress=advance)
         publish_error = ""
         if report.changed_post_ids:
             try:
