@@ -151,7 +151,8 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
             self._publish_pending()
         self.server.stop()
         if unfinished:
-            LOG.warning("stopped with %d fetches unfinished after the grace period", unfinished)
+            LOG.warning("stopped with %d %s unfinished after the grace period", unfinished,
+                        "fetch" if unfinished == 1 else "fetches")
             os._exit(0)  # the stuck threads must not hold the process; committed data is safe
         with self.store_lock, self._publish_lock:  # a publish still running finishes first
             self._closed = True
