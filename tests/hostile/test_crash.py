@@ -72,9 +72,13 @@ def busy_site(server: FeedServer, directory: Path, sources: int = 3) -> None:
 
 
 def check_database(db: Path) -> set[str]:
-    """Integrity, no duplicate posts, index tables consistent with posts; return the stored post ids."""
-    conn = sqlite3.connect(db)
+    """Integrity, no duplicate posts, index tables consistent with posts; return the stored post ids.
+
+    Read in one transaction: a daemon still running commits between two statements otherwise, and
+    posts counted before its commit would be compared with full-text rows counted after it."""
+    conn = sqlite3.connect(db, isolation_level=None)
     try:
+        conn.execute("BEGIN")  # one snapshot (WAL) for every read below
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         total, distinct = conn.execute("SELECT count(*), count(DISTINCT id) FROM posts").fetchone()
         assert total == distinct
