@@ -165,8 +165,14 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
     # -- scheduling ------------------------------------------------------------------------------
 
     def _check_changes(self) -> None:
-        """What other processes changed: feeds.yaml (edited), and sources `sources reset` asked for."""
+        """What other processes changed: feeds.yaml (edited), the published site (deleted), and
+        sources `sources reset` asked for."""
         self._check_config()
+        home = self.config.site.output_dir / "index.html"
+        if self.last_publish is not None and not home.exists() and self.scheduler.get_job("build") is None:
+            LOG.warning("%s is gone: building the whole site again", home)
+            self.scheduler.add_job(self._publish_all, id="build", executor=CONTROL, replace_existing=True,
+                                   next_run_time=datetime.now(UTC))
         if not self.store_lock.acquire(blocking=False):
             return  # a poll is storing (a big batch, the daily retention): look again next tick
         try:

@@ -590,3 +590,17 @@ def test_a_reset_during_a_poll_waits_for_it_then_polls_again(
     time.sleep(1)
     assert len(server.hits("/slow.xml")) == 3
     assert daemon.stop() == 0
+
+
+def test_a_deleted_site_is_built_again_within_seconds(server: FeedServer, tmp_path: Path, start_daemon: Any) -> None:
+    server.add("/a.xml", rss(("1", "第一条")), etag='"v1"')
+    write_config(tmp_path, [{"name": "甲", "url": server.url("/a.xml"), "interval": "1h", "category": "财经"}])
+    daemon = start_daemon()
+    daemon.wait_for(lambda: (r := daemon.get("/caijing/feed.xml")) and "第一条" in r.text, what="the post published")
+    daemon.wait_for(lambda: daemon.log.count("published:") >= 2, what="the poll's publish")  # nothing left to write
+    shutil.rmtree(tmp_path / "public")
+    assert daemon.get("/caijing/feed.xml").status_code == 404
+    daemon.wait_for(lambda: (r := daemon.get("/caijing/feed.xml")) and "第一条" in r.text, timeout=10,
+                    what="the site built again")
+    assert "is gone: building the whole site again" in daemon.log
+    assert daemon.stop() == 0
