@@ -186,3 +186,14 @@ def test_migration_7_forgets_validators_once_so_every_source_records_its_share(t
     store = Store(path)
     assert store.source_state("乙").etag == '"b2"'
     store.close()
+
+
+def test_a_database_whose_folder_is_a_file_says_so(tmp_path: Path) -> None:
+    import pytest
+
+    from aggregator.errors import StoreError
+
+    (tmp_path / "var").write_text("not a folder")
+    with pytest.raises(StoreError) as caught:
+        Store(tmp_path / "var" / "aggregator.db")
+    assert str(caught.value) == f"{tmp_path / 'var' / 'aggregator.db'}: cannot open database: {tmp_path / 'var'} is a file, not a folder"

@@ -71,6 +71,9 @@ class Database:
             # after the migrations: set before them, while another process was creating the same
             # database, it failed at once with "database is locked" (1 run in 6 of a race test)
             self.conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        except FileExistsError:  # mkdir met a file where a folder of the path should be
+            blocking = next(p for p in reversed(self.path.parents) if p.exists() and not p.is_dir())
+            raise StoreError(f"{self.path}: cannot open database: {blocking} is a file, not a folder") from None
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from None
 
