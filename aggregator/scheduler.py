@@ -164,39 +164,6 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
 
     # -- scheduling ------------------------------------------------------------------------------
 
-    def _check_changes(self) -> None:
-        """What other processes changed: feeds.yaml (edited), the published site (deleted), and
-        sources `sources reset` asked for."""
-        self._check_config()
-        home = self.config.site.output_dir / "index.html"
-        if self.last_publish is not None and not home.exists() and self.scheduler.get_job("build") is None:
-            LOG.warning("%s is gone: building the whole site again", home)
-            self.scheduler.add_job(self._publish_all, id="build", executor=CONTROL, replace_existing=True,
-                                   next_run_time=datetime.now(UTC))
-        if not self.store_lock.acquire(blocking=False):
-            return  # a poll is storing (a big batch, the daily retention): look again next tick
-        try:
-            if self._closed:
-                return
-            names = self.store.take_source_resets()
-        finally:
-            self.store_lock.release()
-        config = self.config
-        for name in names:
-            if name not in config.source_names or not config.source(name).enabled:
-                continue
-            self.lanes.clear(name)
-            self.summary[name] = ("", 0, False)
-            with self._polling_lock:
-                busy = name in self._polling
-                if busy:  # never two fetches of one source at once: polled again when this one ends
-                    self._poll_again.add(name)
-            if busy:
-                LOG.info("source %s was reset: polling it again once its poll under way ends", name)
-            else:
-                LOG.info("source %s was reset: polling it now", name)
-                self._reschedule(name, datetime.now(UTC))
-
     def _schedule_all(self, config: Config, initial: bool = False) -> None:
         now = datetime.now(UTC)
         rng = random.Random()
