@@ -8,14 +8,11 @@ savepoint); several sources share a commit (CommitBatch).
 from __future__ import annotations
 
 import random
-import sys
-import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack, nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import requests
 
@@ -26,6 +23,7 @@ from .errors import FetchError, unexpected
 from .fetch import FetchLimits, HostLimits, fetch_url, make_session
 from .memory import release_free_memory
 from .models import FetchResult, Post, SourceOutcome
+from .pass_flow import CommitBatch, Finished
 from .store import SourceState, Store, to_db_time
 from .workers import CpuPool, ParseJob, parse_job, shared_pool
 
@@ -235,48 +233,6 @@ def _record(
     return outcome
 
 
-class CommitBatch:
-    """Sources stored since the last commit, committed together once there are `size` of them or
-    the first is `seconds` old, or when nothing is left to wait for.
-
-    Every commit writes its pages to the WAL again, and the full-text index gets a new segment per
-    commit (the store holds a commit's full-text rows until then, see store/fts.py), which FTS5
-    merges as they pile up: committing a handful of sources at a time instead of each one costs a
-    tenth less to store. Holding the write lock for at most `seconds` keeps another writer (the
-    daemon, a second fetch) waiting no longer than that.
-    """
-
-    def __init__(self, store: Store, size: int = 16, seconds: float = 0.5):
-        self.store, self.size, self.seconds = store, size, seconds
-        self.stored: list[SourceOutcome] = []
-        self._stack = ExitStack()
-        self._since: float | None = None
-
-    def begin(self) -> None:
-        if self._since is None:
-            self._stack.enter_context(self.store.transaction())
-            self._since = time.monotonic()
-
-    def time_left(self) -> float | None:
-        """How long a wait may last before this batch is due (None: no batch open)."""
-        return None if self._since is None else max(0.0, self._since + self.seconds - time.monotonic())
-
-    def due(self) -> bool:
-        return self._since is not None and (len(self.stored) >= self.size or self.time_left() == 0.0)
-
-    def commit(self) -> list[SourceOutcome]:
-        """Commit; return the outcomes of the sources it stored."""
-        self._stack.close()
-        self._since = None
-        stored, self.stored = self.stored, []
-        return stored
-
-    def abandon(self) -> None:
-        """Roll back what is not committed (called while an exception is being handled)."""
-        self._stack.__exit__(*sys.exc_info())
-        self._since = None
-
-
 INLINE = CpuPool(processes=0)
 ProgressCallback = Callable[[SourceOutcome], None]
 
@@ -337,7 +293,7 @@ def fetch_sources(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         feeds: dict[Future[Retrieved], Source] = {}
         articles: dict[Future[list[Article]], Source] = {}
-        pending: set[Future[Any]] = set()
+        finished = Finished()
         queue = iter(chosen)
 
         def submit_more() -> None:
@@ -346,13 +302,13 @@ def fetch_sources(
             while len(feeds) < 4 * workers and (source := next(queue, None)) is not None:
                 future = pool.submit(retrieve, config, source, states[source.name], session, None, cpu, hosts)
                 feeds[future] = source
-                pending.add(future)
+                finished.watch(future)
 
         submit_more()
         batch = CommitBatch(store)
         try:
-            while pending:
-                done, pending = wait(pending, timeout=batch.time_left(), return_when=FIRST_COMPLETED)
+            while finished.pending:
+                done = finished.wait(batch.time_left())
                 failure: BaseException | None = None
                 if done:
                     batch.begin()
@@ -372,7 +328,7 @@ def fetch_sources(
                                     fetch_articles, session, source, owed, limits_for(config, source), hosts, cpu
                                 )
                                 articles[job] = source
-                                pending.add(job)
+                                finished.watch(job)
                                 continue
                         else:
                             source = articles.pop(future)
@@ -383,7 +339,7 @@ def fetch_sources(
                     except Exception as exc:  # a bug or a broken database: keep what is stored, then stop
                         failure = exc
                         break
-                if failure is not None or batch.due() or not pending:
+                if failure is not None or batch.due() or not finished.pending:
                     for outcome in batch.commit():  # reported once committed
                         report.outcomes.append(outcome)
                         if progress:
