@@ -183,7 +183,7 @@ def _entry(item: Any, atom: bool) -> RawEntry:
         title_is_html=not atom or title_detail.get("type") in ("text/html", "application/xhtml+xml"),
         summary=_as_html(summary, summary_detail, atom),
         content=content,
-        summary_base=_text((item.get("summary_detail") or {}).get("base")),
+        summary_base=_text((summary_detail or {}).get("base")),
         content_base=content_base,
         author=_text(item.get("author")),
         published_raw=_text(item.get("published")),

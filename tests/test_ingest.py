@@ -329,6 +329,30 @@ def test_plain_text_summaries_and_content_keep_every_character(
     assert posts["urn:t:4"].summary == posts["urn:t:4"].content == "only content: a&lt;b and more"
 
 
+def test_content_only_atom_entries_resolve_the_summary_against_the_content_base(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """Without a summary the summary is the content (feedparser copies it), so its relative links
+    resolve against the content's xml:base, not against the entry's link: else the summary of every
+    output points at images that do not exist."""
+    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+            'xml:base="http://blog.example.org/"><title>t</title><id>urn:xb</id><updated>2026-12-02T00:00:00Z</updated>'
+            '<entry><title>P</title><id>urn:xb:1</id><link href="2026/12/post.html"/>'
+            '<updated>2026-12-02T00:00:00Z</updated>'
+            '<content type="html">&lt;p&gt;&lt;img src="images/a.png"&gt;&lt;/p&gt;</content></entry>'
+            '<entry><title>Q</title><id>urn:xb:2</id><link href="http://x.example.org/a/b.html"/>'
+            '<updated>2026-12-02T00:00:00Z</updated><content type="html" xml:base="http://y.example.org/z/">'
+            '&lt;a href="q.html"&gt;q&lt;/a&gt;</content></entry></feed>')
+    config = make_config([{"name": "a", "url": server.add("/xb.xml", atom, content_type="application/atom+xml")}])
+    store = open_store(config)
+    fetch(config, store)
+    posts = {p.guid: p for p in store.posts()}
+    assert 'src="http://blog.example.org/images/a.png"' in posts["urn:xb:1"].content
+    assert 'src="http://blog.example.org/images/a.png"' in posts["urn:xb:1"].summary
+    assert 'href="http://y.example.org/z/q.html"' in posts["urn:xb:2"].content
+    assert 'href="http://y.example.org/z/q.html"' in posts["urn:xb:2"].summary
+
+
 def test_duplicate_guids_in_one_feed_store_one_post(server: FeedServer, make_config: Any, open_store: Any) -> None:
     items = item("dup", "one", "http://x.example.com/1") + item("dup", "two", "http://x.example.com/1")
     config = make_config([{"name": "s", "url": server.add("/f.xml", rss(items))}])
