@@ -121,9 +121,9 @@ class Normaliser:
         """Posts of a feed, newest first, at most `max_entries`, without duplicate ids."""
         seen: set[str] = set()
         posts = []
-        for entry in feed.entries:
+        for position, entry in enumerate(feed.entries):
             try:
-                post = self.post(entry, feed)
+                post = self.post(entry, feed, position)
             except (OverflowError, ValueError) as exc:  # one bad entry must not sink the batch
                 self.skipped.append(f"{entry.guid or entry.link or entry.title[:60]}: {exc}")
                 continue
@@ -133,8 +133,9 @@ class Normaliser:
         posts.sort(key=lambda p: p.date, reverse=True)
         return posts[: self.source.max_entries]
 
-    def post(self, entry: RawEntry, feed: ParsedFeed) -> Post | None:
-        """The Post of one entry, or None when the source's include/exclude filters drop it."""
+    def post(self, entry: RawEntry, feed: ParsedFeed, position: int = 0) -> Post | None:
+        """The Post of one entry (the `position`-th of its feed), or None when the source's
+        include/exclude filters drop it."""
         feed_base = absolute_url(feed.link, self.source.url) or self.source.url
         guid = entry.guid[:MAX_GUID_LENGTH]  # the stored guid is cut; the id comes from all of it
         link = absolute_url(entry.link, feed_base) or absolute_url(entry.guid, "")
@@ -175,7 +176,7 @@ class Normaliser:
             title=title,
             link=web_url(link),  # the id above comes from the link as the feed gave it: ids stay stable
             guid=guid,
-            date=self._clamp(date),
+            date=self._clamp(date, position),
             # with only <updated>, it is also kept: a later edit is then dated by the feed itself
             updated=updated if updated and (updated != date or published is None) else None,
             author=plain_text(entry.author or feed.author)[:200],
@@ -198,10 +199,12 @@ class Normaliser:
     def _future(self, when: datetime) -> bool:
         return when > self.fetched_at + FUTURE_TOLERANCE
 
-    def _clamp(self, when: datetime | None) -> datetime:
-        """A missing date becomes the fetch time; one more than a day ahead is clamped to it."""
+    def _clamp(self, when: datetime | None, position: int) -> datetime:
+        """A missing date becomes the fetch time; one more than a day ahead is clamped to it. Less
+        a second per entry above it in the feed: feeds list their newest first, and entries seen
+        at the same moment would otherwise tie, and come out in whatever order they were stored."""
         if when is None or self._future(when):
-            return self.fetched_at
+            return self.fetched_at - timedelta(seconds=position)
         return when
 
     @staticmethod
