@@ -126,7 +126,10 @@ class StaticSite:
         if raw_path == "/metrics" and self.metrics:
             body, ctype = self.metrics()
             return self._send(environ, start_response, "200 OK", body, [("Content-Type", ctype)])
-        path = self.resolve(raw_path)
+        try:  # WSGI hands the path's bytes over as Latin-1: a Chinese file name arrives as UTF-8 bytes
+            path = self.resolve(raw_path.encode("latin-1").decode("utf-8"))
+        except UnicodeError:  # not UTF-8: no file of ours has such a name
+            path = None
         if path is None:
             return self._plain(
                 start_response,

@@ -150,6 +150,20 @@ def test_no_path_leaves_output_dir(site: tuple[str, Path], path: str) -> None:
         assert b"404 Not Found" in body
 
 
+def test_files_with_chinese_names_are_served(site: tuple[str, Path]) -> None:
+    """WSGI hands the path over as Latin-1 text of its bytes: a percent-encoded UTF-8 name must
+    still find its file (an operator's own pages beside ours), and the folder redirect keep it."""
+    base, root = site
+    (root / "报告").mkdir()
+    (root / "报告" / "index.html").write_text("<html>报告</html>", encoding="utf-8")
+    (root / "说明.html").write_text("<html>说明</html>", encoding="utf-8")
+    assert requests.get(base + "/%E8%AF%B4%E6%98%8E.html").text == "<html>说明</html>"
+    assert requests.get(base + "/%E6%8A%A5%E5%91%8A/").text == "<html>报告</html>"
+    moved = requests.get(base + "/%E6%8A%A5%E5%91%8A", allow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["Location"] == "/%E6%8A%A5%E5%91%8A/"
+    assert requests.get(base + "/%FF%FE.html").status_code == 404  # not UTF-8: no such file
+
+
 def test_plain_404_page(site: tuple[str, Path]) -> None:
     response = requests.get(site[0] + "/missing/feed.xml")
     assert response.status_code == 404 and response.headers["Content-Type"] == "text/html; charset=utf-8"
