@@ -163,6 +163,8 @@ def test_feed_size_keeps_the_newest_posts_newest_first(tmp_path: Path) -> None:
     parsed = parse(config.site.output_dir / "tech" / "feed.xml")
     assert [e.title for e in parsed.entries] == ["标题 0", "标题 1", "标题 2"]
     assert len(json.loads((config.site.output_dir / "tech" / "feed.json").read_bytes())["items"]) == 3
+    page = (config.site.output_dir / "tech" / "index.html").read_text(encoding="utf-8")
+    assert page.count("<li>") == 3 and "7 篇 (此处列出最新 3 篇)" in page  # the count says what is left out
 
 
 def test_chinese_titles_are_written_byte_for_byte(built) -> None:

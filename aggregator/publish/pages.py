@@ -21,8 +21,8 @@ from ..dates import local_time
 from ..models import Post
 
 LABELS = {
-    "zh": {"posts": "篇", "empty": "暂无文章。", "all": "全部订阅"},
-    "en": {"posts": "posts", "empty": "No posts yet.", "all": "All categories"},
+    "zh": {"posts": "篇", "empty": "暂无文章。", "all": "全部订阅", "latest": "此处列出最新 {} 篇"},
+    "en": {"posts": "posts", "empty": "No posts yet.", "all": "All categories", "latest": "the latest {} shown here"},
 }
 
 
@@ -100,7 +100,8 @@ def _labels(site: Site) -> dict[str, str]:
 
 
 def render_category_page(site: Site, name: str, count: int, posts: Sequence[Post]) -> bytes:
-    """The page of one category (written as SLUG/index.html): its newest posts and feed links."""
+    """The page of one category (written as SLUG/index.html): its newest posts and feed links.
+    Of `count` posts it shows those given (the feeds' `feed_size`), and says so when that is fewer."""
     html = environment().get_template("category.html").render(
         lang=site.language,
         title=f"{name} · {site.title}",
