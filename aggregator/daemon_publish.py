@@ -46,6 +46,7 @@ class PublishingMixin:
     _pending: dict[str, set[str]]
     _publish_lock: threading.Lock
     _closed: bool
+    _stopping: bool
 
     def _queue_publish(self, outcome: SourceOutcome) -> None:
         with self._pending_lock:
@@ -84,8 +85,9 @@ class PublishingMixin:
                 self.config, self.publish_store, pending["categories"], pending["tags"], sorted(pending["posts"])
             )
         except Exception as exc:  # a full disk, a read-only folder, or a bug: say so, keep serving
-            LOG.error("publish failed, old files kept, retrying in %ds: %s", PUBLISH_RETRY, exc,
-                      exc_info=not isinstance(exc, OSError))
+            then = ("the posts are stored: the next start publishes them" if self._stopping
+                    else f"retrying in {PUBLISH_RETRY:g}s")
+            LOG.error("publish failed, old files kept, %s: %s", then, exc, exc_info=not isinstance(exc, OSError))
             self.publish_errors["incremental"] = str(exc)
             with self._pending_lock:
                 for key, value in pending.items():
