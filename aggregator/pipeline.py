@@ -206,6 +206,7 @@ def _record(
         outcome.changed_categories = result.categories
         outcome.changed_tags = result.tags
         outcome.changed_post_ids = result.post_ids
+        outcome.new_post_ids = result.new_ids
     state.last_fetch = to_db_time(now)
     state.result = outcome.result
     state.http_status = outcome.http_status
@@ -238,8 +239,9 @@ ProgressCallback = Callable[[SourceOutcome], None]
 
 
 def add_articles(outcome: SourceOutcome, report: ArticleReport) -> None:
-    """Fold what the full-text stage changed into the source's outcome (for publishing)."""
-    outcome.updated += report.ok
+    """Fold what the full-text stage changed into the source's outcome (for publishing). The
+    article of a post this same fetch added does not make it an updated post as well."""
+    outcome.updated += sum(post_id not in outcome.new_post_ids for post_id in report.stored.post_ids)
     outcome.articles_ok, outcome.articles_failed = report.ok, report.failed
     outcome.article_error = report.errors[-1] if report.errors else ""
     outcome.changed_categories |= report.stored.categories

@@ -52,6 +52,7 @@ def test_full_text_replaces_teaser_with_the_article(server: FeedServer, make_con
     store = open_store(config)
     report = fetch_sources(config, store)
     assert report.outcomes[0].articles_ok == 1
+    assert (report.new, report.updated) == (1, 0)  # the article completes a new post: not an update too
     (post,) = store.posts()
     assert "光大证券加强金融科技创新应用" in post.content and "<li>佣金宝APP</li>" in post.content
     assert "<h2>金融科技又立功了</h2>" in post.content
@@ -110,6 +111,7 @@ def test_full_text_max_and_owed_articles_after_304(server: FeedServer, make_conf
     assert {p.title for p in store.posts() if "光大证券" in p.content} == {"文章4", "文章3"}  # newest first
     second = fetch_sources(config, store)
     assert second.outcomes[0].result == "not-modified" and second.outcomes[0].articles_ok == 2
+    assert (second.new, second.updated) == (0, 2)  # posts stored before, completed now: updated
     fetch_sources(config, store)
     assert all("光大证券" in p.content for p in store.posts())
     assert sum(len(server.hits(f"/news/{g}.html")) for g, _ in items) == 5
