@@ -106,6 +106,10 @@ class PublishingMixin:
         try:
             report = build_site(self.config, self.publish_store)
         except Exception as exc:
+            if self._stopping:
+                LOG.error("build failed, old files kept, the next start builds again: %s", exc,
+                          exc_info=not isinstance(exc, OSError))
+                return
             LOG.error("build failed, retrying in %ds: %s", PUBLISH_RETRY, exc, exc_info=not isinstance(exc, OSError))
             self.publish_errors["build"] = str(exc)
             self.scheduler.add_job(

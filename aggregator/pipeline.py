@@ -240,8 +240,9 @@ ProgressCallback = Callable[[SourceOutcome], None]
 
 def add_articles(outcome: SourceOutcome, report: ArticleReport) -> None:
     """Fold what the full-text stage changed into the source's outcome (for publishing). The
-    article of a post this same fetch added does not make it an updated post as well."""
-    outcome.updated += sum(post_id not in outcome.new_post_ids for post_id in report.stored.post_ids)
+    article of a post this same fetch added or changed (and counted) does not count again."""
+    counted = outcome.new_post_ids.union(outcome.changed_post_ids)
+    outcome.updated += len(set(report.stored.post_ids) - counted)
     outcome.articles_ok, outcome.articles_failed = report.ok, report.failed
     outcome.article_error = report.errors[-1] if report.errors else ""
     outcome.changed_categories |= report.stored.categories

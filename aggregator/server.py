@@ -155,7 +155,7 @@ class StaticSite:
         # tricks are judged on what they mean, then reject any traversal outright.
         decoded = unquote(url_path)
         parts = [p for p in decoded.replace("\\", "/").split("/") if p not in ("", ".")]
-        if any(p == ".." or p.startswith(".") for p in parts):
+        if any(p == ".." or p.startswith(".") or "\x00" in p for p in parts):  # %2500: a NUL once decoded
             return None
         candidate = self.root.joinpath(*parts) if parts else self.root
         try:
@@ -166,6 +166,8 @@ class StaticSite:
             return None
         if resolved.is_dir():
             resolved = resolved / "index.html"
+        elif decoded.endswith("/"):  # /feed.xml/ names a folder, and there is none
+            return None
         return resolved if resolved.is_file() else None
 
     def _file(self, environ: dict[str, Any], start_response: StartResponse, path: Path) -> Iterable[bytes]:

@@ -395,6 +395,7 @@ def test_pages_are_escaped_discoverable_and_script_free(built) -> None:
     assert 'href="feed.xml"' in tech and 'href="atom.xml"' in tech
     assert "<p>摘要 4</p>" in tech  # the stored (sanitised) summary goes in as HTML
     assert tech.index("Show HN") < tech.index("Cross-posted")  # newest first
+    assert "此处列出" not in tech  # every post shown: no "the latest N" note
     assert 'href="meirijingjixinwen/feed.xml"' in home and 'href="kongfenlei/atom.xml"' in home
     assert re.search(r'href="meirijingjixinwen/">每日经济新闻</a> <span class="meta">\(4\)</span>', home)
     assert re.search(r'href="tech/">Tech</a> <span class="meta">\(2\)</span>', home)

@@ -74,6 +74,21 @@ def test_full_text_replaces_teaser_with_the_article(server: FeedServer, make_con
     assert len(server.hits("/news/a1.html")) == 1
 
 
+def test_an_entry_edited_when_its_owed_article_arrives_is_one_update(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    server.add("/feed.xml", teaser_feed(server, [("b1", "标题")]), etag='"1"')
+    server.add("/news/b1.html", b"down", status=500)
+    config = make_config([{"name": "s", "url": server.url("/feed.xml"), "full_text": True}])
+    store = open_store(config)
+    assert (fetch_sources(config, store).new, store.posts()[0].content) == (1, "摘要：标题")  # article owed
+    server.add("/feed.xml", teaser_feed(server, [("b1", "标题（更新）")]), etag='"2"')
+    server.add("/news/b1.html", article("标题"), content_type="text/html; charset=utf-8")
+    report = fetch_sources(config, store)
+    assert report.outcomes[0].articles_ok == 1 and (report.new, report.updated) == (0, 1)
+    assert "光大证券" in store.posts()[0].content
+
+
 def test_gbk_article_page_decodes_from_meta_charset(server: FeedServer, make_config: Any, open_store: Any) -> None:
     server.add("/feed.xml", teaser_feed(server, [("g1", "镕字标题")]))
     server.add("/news/g1.html", article("镕字标题", charset="gbk"), content_type="text/html")

@@ -140,6 +140,9 @@ def raw_get(base: str, path: str) -> tuple[int, bytes]:
         "/" + "a" * 5000,
         "/nothing-here.xml",
         "/.hidden",
+        "/%2500",  # a NUL after the second decoding: 404, not a 500 from the file system
+        "/%00/index.html",
+        "/meirijingjixinwen/feed.xml/",  # a file named as a folder
     ],
 )
 def test_no_path_leaves_output_dir(site: tuple[str, Path], path: str) -> None:
