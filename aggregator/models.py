@@ -135,7 +135,6 @@ class SourceOutcome:
     changed_categories: set[str] = field(default_factory=set)
     changed_tags: set[str] = field(default_factory=set)
     changed_post_ids: list[str] = field(default_factory=list)
-    new_post_ids: set[str] = field(default_factory=set)  # of changed_post_ids, those stored this time
     retry_after: float | None = None
     articles_ok: int = 0
     articles_failed: int = 0

@@ -206,7 +206,6 @@ def _record(
         outcome.changed_categories = result.categories
         outcome.changed_tags = result.tags
         outcome.changed_post_ids = result.post_ids
-        outcome.new_post_ids = result.new_ids
     state.last_fetch = to_db_time(now)
     state.result = outcome.result
     state.http_status = outcome.http_status
@@ -241,8 +240,7 @@ ProgressCallback = Callable[[SourceOutcome], None]
 def add_articles(outcome: SourceOutcome, report: ArticleReport) -> None:
     """Fold what the full-text stage changed into the source's outcome (for publishing). The
     article of a post this same fetch added or changed (and counted) does not count again."""
-    counted = outcome.new_post_ids.union(outcome.changed_post_ids)
-    outcome.updated += len(set(report.stored.post_ids) - counted)
+    outcome.updated += len(set(report.stored.post_ids).difference(outcome.changed_post_ids))
     outcome.articles_ok, outcome.articles_failed = report.ok, report.failed
     outcome.article_error = report.errors[-1] if report.errors else ""
     outcome.changed_categories |= report.stored.categories

@@ -48,7 +48,6 @@ class StoreResult:
     new: int = 0
     updated: int = 0
     post_ids: list[str] = field(default_factory=list)
-    new_ids: set[str] = field(default_factory=set)  # those of post_ids stored for the first time
     categories: set[str] = field(default_factory=set)
     tags: set[str] = field(default_factory=set)
 

@@ -64,7 +64,6 @@ class PostStore(Database):
             status = "pending" if full_text and post.link else ""
             num = known.new.add(values, status, to_db_time(now))
             result.new += 1
-            result.new_ids.add(post.id)
             known.rows[post.id] = (num, post.content_hash, values["date"], values["updated"], values["categories"],
                                    values["tags"], post.link, status, values["content"], "{}", "{}")
             categories, tags = post.categories, post.tags
