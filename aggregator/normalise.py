@@ -125,7 +125,7 @@ class Normaliser:
             try:
                 post = self.post(entry, feed, position)
             except (OverflowError, ValueError) as exc:  # one bad entry must not sink the batch
-                self.skipped.append(f"{entry.guid or entry.link or entry.title[:60]}: {exc}")
+                self.skipped.append(f"{entry.guid or entry.link or entry.title[:60] or 'an entry'}: {exc}")
                 continue
             if post is not None and post.id not in seen:
                 seen.add(post.id)
@@ -136,6 +136,8 @@ class Normaliser:
     def post(self, entry: RawEntry, feed: ParsedFeed, position: int = 0) -> Post | None:
         """The Post of one entry (the `position`-th of its feed), or None when the source's
         include/exclude filters drop it."""
+        if not (entry.title.strip() or entry.link or entry.guid or entry.summary.strip() or entry.content.strip()):
+            raise ValueError("no title, link, id or text")  # <item></item>: nothing to show or to know it by
         feed_base = absolute_url(feed.link, self.source.url) or self.source.url
         guid = entry.guid[:MAX_GUID_LENGTH]  # the stored guid is cut; the id comes from all of it
         link = absolute_url(entry.link, feed_base) or absolute_url(entry.guid, "")

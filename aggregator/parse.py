@@ -55,28 +55,54 @@ def declared_encoding(body: bytes, content_type: str) -> str:
     return decl.group(2).decode("ascii").lower() if decl else ""
 
 
-def _recode(body: bytes, encoding: str) -> bytes:
-    """Decode `body` as `encoding` and re-encode it as UTF-8 with the XML declaration to match."""
-    text = body.decode(encoding, errors="replace")
+def _recode(body: bytes, encoding: str) -> tuple[bytes, str]:
+    """Decode `body` as `encoding` and re-encode it as UTF-8 with the XML declaration to match;
+    with a note when some bytes were not valid there (they become U+FFFD)."""
+    note = ""
+    try:
+        text = body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        text = body.decode(encoding, errors="replace")
+        note = f"bytes not valid as {encoding} replaced by \ufffd (the first at byte {exc.start})"
     text = text.lstrip("\ufeff")
     text = re.sub(r"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])[^\"']+([\"'])", r"\1utf-8\2", text, count=1)
-    return text.encode("utf-8")
+    return text.encode("utf-8"), note
 
 
-def prepare_body(body: bytes, headers: dict[str, str], forced_encoding: str = "") -> tuple[bytes, dict[str, str]]:
-    """Return (bytes, headers) for feedparser, with GB-family and forced encodings made UTF-8."""
+def _is_utf8_text(body: bytes) -> bool:
+    """Valid UTF-8 with characters beyond ASCII: GBK text practically never is (its byte pairs do
+    not fall into UTF-8's lead and continuation pattern for long), so such bytes are UTF-8."""
+    if body.isascii():
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def prepare_body(
+    body: bytes, headers: dict[str, str], forced_encoding: str = ""
+) -> tuple[bytes, dict[str, str], str]:
+    """Return (bytes, headers, note) for feedparser, with GB-family and forced encodings made
+    UTF-8; the note says what was not as declared."""
     content_type = headers.get("content-type", "")
-    encoding = forced_encoding.lower() or declared_encoding(body, content_type)
+    declared = declared_encoding(body, content_type)
+    encoding = forced_encoding.lower() or declared
     if encoding in _GB_FAMILY:
         encoding = "gb18030"
     # Only the headers that matter for decoding: never content-location, which feedparser would
     # use as a base to rewrite relative guids.
     kept = {"content-type": content_type} if content_type else {}
+    note = ""
     if forced_encoding or encoding == "gb18030":
-        body = _recode(body, encoding)
+        if not forced_encoding and _is_utf8_text(body):  # a GBK declaration left on a site now in UTF-8
+            encoding, note = "utf-8", f"declared {declared} but the bytes are UTF-8: read as UTF-8"
+        body, bad_bytes = _recode(body, encoding)
+        note = note or bad_bytes
         mime = content_type.split(";")[0].strip() or "application/xml"
         kept = {"content-type": f"{mime}; charset=utf-8"}
-    return body, kept
+    return body, kept, note
 
 
 def _utf8_ok(data: bytes, headers: dict[str, str]) -> bool:
@@ -196,6 +222,20 @@ def _entry(item: Any, atom: bool) -> RawEntry:
     )
 
 
+#: expat's errors for a document that stops before it is complete
+_ENDS_EARLY = ("no element found", "unclosed token", "unclosed CDATA section", "partial character")
+_ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)>\s*$")
+
+
+def _cut_inside_an_entry(problem: Any, data: bytes) -> bool:
+    """Whether the XML stops early, and not right after an entry's end tag (a download cut short
+    mid-entry: that entry's content, or all but its title, is missing). A feed that only lacks
+    its closing tags ends after an entry, and keeps it."""
+    if not isinstance(problem, SAXException) or not str(problem).endswith(_ENDS_EARLY):
+        return False
+    return _ENTRY_END.search(data[-256:]) is None
+
+
 def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str = "") -> ParsedFeed:
     """Parse a feed document; raise ParseError when it is not a feed at all.
 
@@ -208,7 +248,7 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
     if looks_like_json(body, headers.get("content-type", "")):
         return parse_json_feed(body)
     refuse_entity_declarations(body)
-    data, kept = prepare_body(body, headers, encoding)
+    data, kept, note = prepare_body(body, headers, encoding)
     result = feedparser.parse(data, response_headers=kept, sanitize_html=False, resolve_relative_uris=False)
     problem = result.get("bozo_exception")
     if isinstance(problem, feedparser.CharacterEncodingOverride) and not encoding and not _utf8_ok(data, headers):
@@ -220,15 +260,19 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
         mime = headers.get("content-type", "").split(";")[0].strip().lower()
         what = "an HTML page" if mime in _HTML_TYPES or b"<html" in body[:2048].lower() else "not a feed"
         raise ParseError(f"{what}: no RSS or Atom found" + (f" ({warning})" if warning else ""))
-    if not result.entries and isinstance(problem, SAXException):
+    items = list(result.entries)
+    if items and _cut_inside_an_entry(problem, data):
+        items.pop()  # the document stops inside its last entry: what was read of it is not the entry
+        warning = f"the document ends inside an entry (cut short?), which was left out ({warning})"
+    if not items and isinstance(problem, SAXException):
         # broken XML that gave nothing: an error (a failing source), not an empty feed that is "ok"
         raise ParseError(f"malformed feed, no entries could be read ({warning})")
     atom = str(result.get("version", "")).startswith("atom")
     return ParsedFeed(
         title=_text(feed.get("title")),
         link=_text(feed.get("link")),
-        entries=[_entry(item, atom) for item in result.entries],
-        warning=warning,
+        entries=[_entry(item, atom) for item in items],
+        warning="; ".join(w for w in (note, warning) if w),
         # Atom's feed author is every entry's without one; RSS's managingEditor is a contact, not that
         author=_text(feed.get("author")) if atom else "",
     )
