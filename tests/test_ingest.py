@@ -194,6 +194,15 @@ CHINESE_AND_ZONELESS_DATES = {
     "rfc822-gmt": "Mon, 28 Mar 2022 12:00:00 GMT",  # already read right: still is
     "iso-naive": "2022-03-28 20:00:00",
     "cst": "Mon, 28 Mar 2022 20:00:00 CST",  # China Standard Time in a +08:00 zone, not US Central
+    # what programs print (feedparser lost the time, or applied a short offset twice)
+    "go": "2022-03-28 20:00:00 +0800 CST",
+    "postgres": "2022-03-28 20:00:00+08",
+    "iso-short-offset": "2022-03-28T20:00:00+08",
+    "ruby-utc": "2022-03-28 12:00:00 UTC",
+    "iso-cst": "2022-03-28 20:00:00 CST",
+    "iso-fraction": "2022-03-28T12:00:00.250Z",
+    "cjk-weekday": "2022年03月28日 20:00 星期一",
+    "cjk-weekday-between": "2022年03月28日（周一） 20:00",
 }
 
 
@@ -210,6 +219,13 @@ def test_chinese_and_zoneless_date_forms(server: FeedServer, make_config: Any, o
     fetch(config, store)
     (day,) = [p for p in store.posts(limit=None) if p.source == "day"]
     assert day.date.astimezone(SHANGHAI).isoformat() == "2022-03-28T00:00:00+08:00"
+    # a date that cannot be is no date (the fetch time), not 2 March or 1 December
+    impossible = rss(item("feb30", "feb30", "http://d.example.com/feb30", "2022/02/30 10:00"))
+    config = make_config([{"name": "feb", "url": server.add("/feb.xml", impossible)}])
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    fetch(config, store)
+    (feb30,) = [p for p in store.posts(limit=None) if p.source == "feb"]
+    assert feb30.date >= before
     central = rss(item("us", "us", "http://d.example.com/us", "Mon, 28 Mar 2022 20:00:00 CST"))
     config = make_config([{"name": "us", "url": server.add("/us.xml", central), "timezone": "America/Chicago"}])
     fetch(config, store)
