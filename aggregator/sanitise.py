@@ -48,6 +48,13 @@ _NEVER_DEEPER = {  # void elements, and those whose end tag is optional (HTML's 
 }
 _HAS_SCHEME = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*:")
 _TEXT_ONLY = nh3.Cleaner(tags=set(), clean_content_tags={"script", "style"}, attributes={})
+# lazy-loaded images (WeChat articles, most CMS themes): the picture is in data-src (or
+# data-original...), and src is missing or a data: placeholder that a script would replace
+_IMG_TAG = re.compile(r"<img\b[^<>]*>", re.IGNORECASE)
+_VALUE = r"""\s*=\s*("[^"]*"|'[^']*'|[^\s"'<>=`]+)"""
+_LAZY_SRC = re.compile(r"\sdata-(?:src|original|lazy-src|actualsrc)" + _VALUE, re.IGNORECASE)
+_SRC = re.compile(r"\ssrc" + _VALUE, re.IGNORECASE)
+_LAZY_HINT = re.compile(r"\sdata-", re.IGNORECASE)
 
 
 def absolute_url(url: str, base: str) -> str:
@@ -103,11 +110,28 @@ def sanitise_html(fragment: str, base: str = "") -> str:
     if _too_deep(fragment):
         return html.escape(_flat_text(fragment), quote=False)
     fragment = _NOT_XML.sub("", fragment)
+    if _LAZY_HINT.search(fragment):
+        fragment = _IMG_TAG.sub(_lazy_image, fragment)
     try:
         cleaned = _CLEANER.clean(fragment).strip()
     except (ValueError, TypeError):
         return html.escape(plain_text(fragment))
     return _URL_ATTRIBUTE.sub(lambda m: m[1] + _resolved(m[2], base) + '"', cleaned) if base else cleaned
+
+
+def _lazy_image(tag: re.Match[str]) -> str:
+    """An <img> whose picture is only in a lazy-loading attribute, with it moved to src: a feed
+    reader runs no script, and the sanitiser drops data-* and data: URLs, leaving a bare <img>."""
+    text = tag.group()
+    lazy = _LAZY_SRC.search(text)
+    if lazy is None:
+        return text
+    src = _SRC.search(text)
+    if src is not None and src[1].strip("\"'").strip() and not src[1].strip("\"' ").lower().startswith("data:"):
+        return text  # a real picture already
+    if src is not None:
+        text = text[: src.start()] + text[src.end() :]
+    return f"<img src={lazy[1]}" + text[4:]
 
 
 def _too_deep(fragment: str) -> bool:

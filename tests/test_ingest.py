@@ -417,6 +417,22 @@ def test_relative_links_resolve_against_feed(server: FeedServer, make_config: An
     assert post.guid == "r1"  # a relative-looking guid is never rewritten into a URL
 
 
+def test_lazy_loaded_images_keep_their_picture(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    """WeChat articles and lazy-loading themes put the picture in data-src (src missing or a data:
+    placeholder): with no script to move it, and data-* and data: URLs sanitised away, the image
+    was lost. A real src is kept as it is."""
+    body = ('<p><img data-src="https://mmbiz.qpic.cn/chart.png" class="rich_pages"></p>'
+            '<img src="data:image/gif;base64,R0lGOD" data-original="/img/b.jpg" alt="b">'
+            '<img src="https://real.example.com/x.png" data-src="https://other.example.com/y.png">')
+    config = make_config([{"name": "s", "url": server.add("/f.xml", rss(item("l1", "lazy", "/news/1.html", body=body)))}])
+    store = open_store(config)
+    fetch(config, store)
+    content = store.posts()[0].content
+    assert '<img src="https://mmbiz.qpic.cn/chart.png">' in content
+    assert '<img src="http://site.example.com/img/b.jpg" alt="b">' in content
+    assert '<img src="https://real.example.com/x.png">' in content and "other.example.com" not in content
+
+
 def test_hostile_html_is_sanitised(server: FeedServer, make_config: Any, open_store: Any) -> None:
     body = (
         '<p>ok</p><script>alert(1)</script><style>p{color:red}</style><iframe src="http://evil/"></iframe>'
