@@ -178,6 +178,13 @@ def _as_html(value: str, detail: Any, atom: bool) -> str:
     return value
 
 
+def _size(value: Any) -> int:
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _entry(item: Any, atom: bool) -> RawEntry:
     content = content_base = ""
     content_part: Any = None
@@ -193,11 +200,13 @@ def _entry(item: Any, atom: bool) -> RawEntry:
     enclosures = []
     for link in item.get("links") or []:
         if link.get("rel") == "enclosure" and link.get("href"):
-            try:
-                length = int(link.get("length") or 0)
-            except ValueError:
-                length = 0
-            enclosures.append(Enclosure(link["href"], _text(link.get("type")), max(0, length)))
+            enclosures.append(Enclosure(link["href"], _text(link.get("type")), _size(link.get("length"))))
+    # Media RSS (media:content, alone or in a media:group): video and podcast feeds that carry
+    # their file only there; not media:thumbnail, which is a picture of the entry, not its media
+    for media in item.get("media_content") or []:
+        url = _text(media.get("url"))
+        if url and all(e.url != url for e in enclosures):
+            enclosures.append(Enclosure(url, _text(media.get("type")), _size(media.get("filesize"))))
     title_detail = item.get("title_detail") or {}
     return RawEntry(
         guid=_text(item.get("id")).strip(),

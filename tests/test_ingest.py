@@ -721,6 +721,26 @@ def test_enclosure_types_and_the_one_rss_keeps(server: FeedServer, make_config: 
     assert [(e.href, e.type) for e in rss_feed.entries[0].enclosures] == [("http://x.example.com/b.mp3", "audio/mpeg")]
 
 
+def test_media_rss_content_is_an_enclosure(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    """Video and podcast feeds that carry their file only in media:content (alone or in a
+    media:group) keep it; a thumbnail is not the entry's media, and a file given both ways is one."""
+    items = ('<item><title>v</title><link>http://x.example.com/1</link>'
+             '<media:content url="http://x.example.com/v.mp4" type="video/mp4" fileSize="1234" medium="video"/>'
+             '<media:thumbnail url="http://x.example.com/t.jpg"/></item>'
+             '<item><title>a</title><link>http://x.example.com/2</link><media:group>'
+             '<media:content url="http://x.example.com/a.mp3" type="audio/mpeg"/></media:group></item>'
+             '<item><title>e</title><link>http://x.example.com/3</link>'
+             '<enclosure url="http://x.example.com/e.mp3" type="audio/mpeg" length="5"/>'
+             '<media:content url="http://x.example.com/e.mp3" type="audio/mpeg"/></item>')
+    feed = rss(items).replace('<rss version="2.0"', '<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"')
+    config = make_config([{"name": "m", "url": server.add("/m.xml", feed)}])
+    store = open_store(config)
+    fetch(config, store)
+    found = {p.title: [(e.url.rsplit("/", 1)[1], e.type, e.length) for e in p.enclosures] for p in store.posts()}
+    assert found == {"v": [("v.mp4", "video/mp4", 1234)], "a": [("a.mp3", "audio/mpeg", 0)],
+                     "e": [("e.mp3", "audio/mpeg", 5)]}
+
+
 def test_atom_entries_inherit_the_feed_author(server: FeedServer, make_config: Any, open_store: Any) -> None:
     atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>a</title>'
             '<id>urn:a</id><updated>2022-03-29T00:00:00Z</updated><author><name>Atom Author</name></author>'
