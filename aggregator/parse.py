@@ -72,10 +72,12 @@ def _recode(body: bytes, encoding: str) -> tuple[bytes, str]:
 def _is_utf8_text(body: bytes) -> bool:
     """Valid UTF-8 with characters beyond ASCII: GBK text practically never is (its byte pairs do
     not fall into UTF-8's lead and continuation pattern for long), so such bytes are UTF-8."""
-    if body.isascii():
-        return False
+    return not body.isascii() and _decodes_as_utf8(body)
+
+
+def _decodes_as_utf8(data: bytes) -> bool:
     try:
-        body.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True
@@ -112,13 +114,7 @@ def _utf8_ok(data: bytes, headers: dict[str, str]) -> bool:
     us-ascii then), which real servers do all the time: such a feed is fine.
     """
     declared = declared_encoding(data, headers.get("content-type", ""))
-    if declared not in ("", "utf-8", "utf8", "us-ascii", "ascii"):
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+    return declared not in ("", "utf-8", "utf8", "us-ascii", "ascii") or _decodes_as_utf8(data)
 
 
 def refuse_entity_declarations(body: bytes) -> None:

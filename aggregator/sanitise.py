@@ -127,7 +127,8 @@ def _lazy_image(tag: re.Match[str]) -> str:
     if lazy is None:
         return text
     src = _SRC.search(text)
-    if src is not None and src[1].strip("\"'").strip() and not src[1].strip("\"' ").lower().startswith("data:"):
+    value = src[1].strip("\"' ") if src is not None else ""
+    if value and not value.lower().startswith("data:"):
         return text  # a real picture already
     if src is not None:
         text = text[: src.start()] + text[src.end() :]

@@ -53,6 +53,16 @@ def fetch(config: Any, store: Any, **kwargs: Any) -> Any:
     return fetch_sources(config, store, **kwargs)
 
 
+def atom_posts(server: FeedServer, make_config: Any, open_store: Any, entries: str, feed_attributes: str = "") -> Any:
+    """Serve an Atom feed of `entries`, fetch it as one source, and return its posts by guid."""
+    document = (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"{feed_attributes}>'
+                f"<title>t</title><id>urn:t</id><updated>2022-03-29T00:00:00Z</updated>{entries}</feed>")
+    config = make_config([{"name": "a", "url": server.add("/atom.xml", document, content_type="application/atom+xml")}])
+    store = open_store(config)
+    fetch(config, store)
+    return {p.guid: p for p in store.posts()}
+
+
 def test_rss20_chinese_feed_maps_onto_post_schema(server: FeedServer, make_config: Any, open_store: Any) -> None:
     url = server.add("/mrjj.xml", fixture("rss20.xml"))
     config = make_config(
@@ -321,8 +331,7 @@ def test_plain_text_summaries_and_content_keep_every_character(
 ) -> None:
     """An Atom summary or content is text unless it says otherwise: "&lt;stdio.h&gt;" is the text
     <stdio.h>, which read as HTML would be dropped with all that follows it."""
-    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
-            '<id>urn:t</id><updated>2022-03-29T00:00:00Z</updated>'
+    posts = atom_posts(server, make_config, open_store, (
             '<entry><id>urn:t:1</id><title>C tips</title><link href="http://x.example.com/1"/>'
             "<updated>2022-03-28T10:00:00Z</updated>"
             "<summary>Always #include &lt;stdio.h&gt; first. Compare a&lt;b with x &lt;y.</summary></entry>"
@@ -333,11 +342,7 @@ def test_plain_text_summaries_and_content_keep_every_character(
             '<updated>2022-03-28T12:00:00Z</updated><content type="html">&lt;p&gt;x &lt;b&gt;bold&lt;/b&gt;'
             "&lt;script&gt;bad()&lt;/script&gt;&lt;/p&gt;</content></entry>"
             '<entry><id>urn:t:4</id><title>Four</title><link href="http://x.example.com/4"/>'
-            "<updated>2022-03-28T13:00:00Z</updated><content>only content: a&lt;b and more</content></entry></feed>")
-    config = make_config([{"name": "a", "url": server.add("/t.xml", atom, content_type="application/atom+xml")}])
-    store = open_store(config)
-    fetch(config, store)
-    posts = {p.guid: p for p in store.posts()}
+            "<updated>2022-03-28T13:00:00Z</updated><content>only content: a&lt;b and more</content></entry>"))
     assert posts["urn:t:1"].content == "Always #include &lt;stdio.h&gt; first. Compare a&lt;b with x &lt;y."
     assert posts["urn:t:2"].content == "plain &lt;text&gt; stays\n\nsecond paragraph"
     assert posts["urn:t:2"].summary == "short &amp; plain"
@@ -352,18 +357,13 @@ def test_content_only_atom_entries_resolve_the_summary_against_the_content_base(
     """Without a summary the summary is the content (feedparser copies it), so its relative links
     resolve against the content's xml:base, not against the entry's link: else the summary of every
     output points at images that do not exist."""
-    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
-            'xml:base="http://blog.example.org/"><title>t</title><id>urn:xb</id><updated>2026-12-02T00:00:00Z</updated>'
+    posts = atom_posts(server, make_config, open_store, (
             '<entry><title>P</title><id>urn:xb:1</id><link href="2026/12/post.html"/>'
             '<updated>2026-12-02T00:00:00Z</updated>'
             '<content type="html">&lt;p&gt;&lt;img src="images/a.png"&gt;&lt;/p&gt;</content></entry>'
             '<entry><title>Q</title><id>urn:xb:2</id><link href="http://x.example.org/a/b.html"/>'
             '<updated>2026-12-02T00:00:00Z</updated><content type="html" xml:base="http://y.example.org/z/">'
-            '&lt;a href="q.html"&gt;q&lt;/a&gt;</content></entry></feed>')
-    config = make_config([{"name": "a", "url": server.add("/xb.xml", atom, content_type="application/atom+xml")}])
-    store = open_store(config)
-    fetch(config, store)
-    posts = {p.guid: p for p in store.posts()}
+            '&lt;a href="q.html"&gt;q&lt;/a&gt;</content></entry>'), ' xml:base="http://blog.example.org/"')
     assert 'src="http://blog.example.org/images/a.png"' in posts["urn:xb:1"].content
     assert 'src="http://blog.example.org/images/a.png"' in posts["urn:xb:1"].summary
     assert 'href="http://y.example.org/z/q.html"' in posts["urn:xb:2"].content
