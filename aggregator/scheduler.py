@@ -121,13 +121,6 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
     def start(self) -> None:
         for warning in config_warnings(self.config):
             LOG.warning(warning)
-        self.server.start()
-        LOG.info(
-            "serving %s on http://%s:%s/",
-            self.config.site.output_dir,
-            self.config.server.host if self.server.port else "?",
-            self.server.port,
-        )
         self.scheduler.start()
         self.scheduler.add_job(self._publish_all, id="build", executor=CONTROL, next_run_time=datetime.now(UTC))
         self.scheduler.add_job(
@@ -136,6 +129,14 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
         # retention and the Jekyll archive depend on today's date: rebuild everything once a day
         self.scheduler.add_job(self._publish_all, "interval", hours=24, id="daily-build", executor=CONTROL)
         self._schedule_all(self.config, initial=True)
+        # served once the gauges are seeded from the database: a scrape at start sees them
+        self.server.start()
+        LOG.info(
+            "serving %s on http://%s:%s/",
+            self.config.site.output_dir,
+            self.config.server.host if self.server.port else "?",
+            self.server.port,
+        )
 
     def shutdown(self) -> None:
         """Stop scheduling, let in-flight fetches finish within the grace period, flush, close."""
