@@ -16,7 +16,11 @@ SAFE_SCHEMES = {"http", "https", "mailto"}
 # where a block element starts or ends: a space goes there (a lookahead, so the replacement is a
 # plain " " and no match groups are copied: this runs on every entry)
 _BLOCK_START = re.compile(r"(?=</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquote|section|article|pre|hr|img)\b)", re.I)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+#: C0/C1 controls, line/paragraph separators, a stray byte-order mark, and the explicit bidi
+#: embeddings, overrides and isolates (U+202A-E, U+2066-9): in a title, an unclosed right-to-left
+#: override runs on into the date and source name printed after it ("Trojan Source" spoofing).
+#: Marks (U+200E/F) and joiners stay: right-to-left text and emoji sequences need them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 # what XML 1.0 cannot carry (the feeds drop it at publishing): dropped from stored HTML once, at
 # ingest, so no output (the Jekyll files included) sees a form feed or U+FFFE
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

@@ -82,7 +82,9 @@ TITLES = {
     "t1": '&lt;script&gt;alert("t1")&lt;/script&gt;Title one &lt;b&gt;bold&lt;/b&gt;',
     "t2": '<![CDATA[<img src=x onerror=alert("t2")>Title two <svg onload=alert(1)>]]>',
     "t3": 'Shows &amp;lt;script&amp;gt;alert("t3")&amp;lt;/script&amp;gt; as text',
+    "t4": "Statement \u202egpj.exe\u202c ready \u2067spoof\u2069 \ufeff\u05e9\u05dc\u05d5\u05dd\u200f",  # bidi
 }
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def rss_feed() -> str:
@@ -164,11 +166,11 @@ def test_fetch_and_build_succeed_and_benign_content_is_kept(site: tuple[Path, Ru
     directory, fetched, built = site
     assert fetched.returncode == 0 and built.returncode == 0, f"{fetched}\n{built}"
     assert_no_traceback(fetched)
-    assert len(db_rows(directory / "agg.db", "SELECT id FROM posts")) == 7
+    assert len(db_rows(directory / "agg.db", "SELECT id FROM posts")) == 8
     assert_outputs_well_formed(directory / "public", directory / "jekyll")
     page = (directory / "public" / "eyi" / "index.html").read_text(encoding="utf-8")
     assert "KEEP-ME paragraph" in page and 'href="http://ok.example.com/page"' in page
-    assert len(list((directory / "jekyll").rglob("*.md"))) == 7
+    assert len(list((directory / "jekyll").rglob("*.md"))) == 8
 
 
 def test_no_active_content_in_any_output(site: tuple[Path, Run, Run]) -> None:
@@ -219,6 +221,20 @@ def test_titles_are_plain_text_and_escaped_in_pages(site: tuple[Path, Run, Run])
         assert html.escape(stored["t3"], quote=False).replace('"', "&#34;") in text, page
         assert "<script" not in text.lower(), page
         assert "站 &lt;script&gt;alert(1)&lt;/script&gt;" in text, page
+
+
+def test_titles_lose_bidi_overrides_but_keep_right_to_left_text(site: tuple[Path, Run, Run]) -> None:
+    """An unclosed right-to-left override in a title would run on into the date and source name a
+    page prints after it ("Trojan Source" spoofing): embeddings, overrides and isolates are dropped
+    at ingest, a byte-order mark too; Hebrew letters and the right-to-left mark stay."""
+    directory = site[0]
+    stored = {r["guid"]: r["title"] for r in db_rows(directory / "agg.db", "SELECT guid, title FROM posts")}
+    assert stored["t4"] == "Statement gpj.exe ready spoof \u05e9\u05dc\u05d5\u05dd\u200f", stored["t4"]
+    for path in outputs(directory):
+        text = path.read_text(encoding="utf-8")
+        assert not BIDI_CONTROLS.search(text), path
+    page = (directory / "public" / "index.html").read_text(encoding="utf-8")
+    assert "Statement gpj.exe ready spoof" in page
 
 
 def test_jekyll_front_matter_title_is_not_raw_html(site: tuple[Path, Run, Run]) -> None:
