@@ -607,3 +607,38 @@ def test_a_deleted_site_is_built_again_within_seconds(server: FeedServer, tmp_pa
                     what="the site built again")
     assert "is gone: building the whole site again" in daemon.log
     assert daemon.stop() == 0
+
+
+def test_a_build_failing_at_stop_is_not_retried(
+    server: FeedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build that fails while the daemon stops says the next start builds again, and schedules no
+    retry on the stopping scheduler; the same failure while running schedules one. (The daemon is
+    built in-process, never started: its build is called as the scheduler would call it.)"""
+    from aggregator.daemon_lock import release_database
+    from aggregator.scheduler import Daemon as DaemonProcess
+
+    server.add("/a.xml", rss(("1", "第一条")))
+    config = write_config(tmp_path, [{"name": "甲", "url": server.url("/a.xml"), "category": "财经"}],
+                          defaults={"interval": "30m", "processes": 0})
+    assert run_cli("fetch", cwd=tmp_path).returncode == 0
+    shutil.rmtree(tmp_path / "public" / "caijing")
+    (tmp_path / "public" / "caijing").write_text("a file where the category's folder goes")
+    daemon = DaemonProcess(config, port=0)
+    try:
+        daemon._publish_all()
+        assert "build failed, retrying in 30s" in caplog.text
+        assert daemon.scheduler.get_job("build") is not None and daemon.publish_errors["build"]
+        daemon.scheduler.remove_job("build")
+        caplog.clear()
+        daemon._stopping = True
+        daemon._publish_all()
+        assert "build failed, old files kept, the next start builds again" in caplog.text
+        assert "retrying" not in caplog.text and daemon.scheduler.get_job("build") is None
+    finally:
+        daemon.store.close()
+        daemon.publish_store.close()
+        daemon.cpu.shutdown()
+        release_database(daemon._daemon_lock)
+    assert (tmp_path / "public" / "caijing").read_text() == "a file where the category's folder goes"
+    assert sqlite3.connect(tmp_path / "agg.db").execute("SELECT count(*) FROM posts").fetchone() == (1,)
