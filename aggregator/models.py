@@ -109,6 +109,10 @@ class Post:
     #: (search_text.fts_text), computed once by normalise in a worker process (not stored, not
     #: public; empty on posts read back from the database)
     text: str = ""
+    #: the id the post would have if its guid (or link, without a guid) had the other of http and
+    #: https: a site moving to HTTPS republishes every entry under a new guid, and the store then
+    #: keeps the post it holds under this id (normalise sets it; not stored, not public)
+    scheme_twin_id: str = ""
 
     #: the fields `posts --format json` prints, in order: the public post schema
     PUBLIC_FIELDS = (

@@ -92,6 +92,13 @@ def post_id(source: str, key: str) -> str:
     return hashlib.sha256(f"{source}\x00{key}".encode()).hexdigest()[:20]
 
 
+def _scheme_twin_id(source: str, key: str) -> str:
+    """The post id `key` would give with http and https swapped, or "" when it is not such a URL."""
+    scheme, colon, rest = key.partition(":")
+    other = {"http": "https", "https": "http"}.get(scheme.lower()) if colon and rest.startswith("//") else None
+    return post_id(source, f"{other}:{rest}") if other else ""
+
+
 def content_hash(post: Post) -> str:
     """A digest of everything a reader would see change; date only when the feed gave one."""
     payload = [
@@ -193,6 +200,7 @@ class Normaliser:
             dated=published is not None and not self._future(published),
         )
         post.content_hash = content_hash(post)
+        post.scheme_twin_id = _scheme_twin_id(self.source.name, entry.guid or link)
         # the full-text index's words, made ready here in the worker rather than by the one thread
         # that stores every source's posts (the words once when the summary is the content)
         post.text = fts_text(text if summary_is_content else summary_text + " " + text)

@@ -997,3 +997,40 @@ def test_a_retention_longer_than_the_calendar_keeps_everything(
     server.add("/a.xml", rss(item("a1", "one", date="Mon, 28 Mar 2022 10:00:00 +0800")))
     config = make_config([{"name": "a", "url": server.url("/a.xml")}], site={"retention_days": 1_000_000_000})
     assert fetch(config, open_store(config)).new == 1
+
+
+def test_a_source_moving_to_https_keeps_its_posts(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    """A site moving to HTTPS changes every guid (and link) from http:// to https://. The posts stored
+    under the old form are updated in place and keep their ids and guids: nothing is stored or
+    published twice. A feed listing both forms has two entries, and keeps both."""
+    date = "Mon, 28 Mar 2022 1{}:00:00 +0800"
+
+    def feed(scheme: str, *extra: str) -> str:
+        return rss(item(guid=f"{scheme}://blog.example.com/?p=1", link=f"{scheme}://blog.example.com/1",
+                        title="一", date=date.format(1))
+                   + item(link=f"{scheme}://blog.example.com/2", title="二", date=date.format(2))  # the link is its id
+                   + "".join(extra))
+
+    url = server.add("/feed.xml", feed("http"))
+    both = server.add("/both.xml", rss(item(guid="http://x.example.com/a", title="甲", date=date.format(3))
+                                       + item(guid="https://x.example.com/a", title="甲", date=date.format(3))))
+    config = make_config([{"name": "blog", "url": url, "category": "博客"}, {"name": "both", "url": both}])
+    store = open_store(config)
+    fetch(config, store)
+    before = {p.title: p for p in store.posts(source="blog")}
+    assert {t: p.guid for t, p in before.items()} == {"一": "http://blog.example.com/?p=1", "二": ""}
+    server.add("/feed.xml", feed("https", item(guid="https://blog.example.com/?p=3", title="三", date=date.format(4))))
+    report = fetch(config, store)
+    blog = next(o for o in report.outcomes if o.source == "blog")
+    assert (blog.new, blog.updated) == (1, 2)
+    after = {p.title: p for p in store.posts(source="blog")}
+    assert sorted(after) == ["一", "三", "二"]
+    for title in ("一", "二"):
+        assert (after[title].id, after[title].guid) == (before[title].id, before[title].guid)
+        assert after[title].link.startswith("https://")
+    assert len(store.posts(source="both")) == 2
+    again = fetch(config, store)
+    assert [(o.new, o.updated) for o in again.outcomes] == [(0, 0), (0, 0)]
+    build_site(config, store)
+    channel = feedparser.parse((config.site.output_dir / "boke" / "feed.xml").read_bytes())
+    assert sorted(e.title for e in channel.entries) == ["一", "三", "二"]

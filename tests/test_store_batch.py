@@ -197,3 +197,16 @@ def test_a_database_whose_folder_is_a_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as caught:
         Store(tmp_path / "var" / "aggregator.db")
     assert str(caught.value) == f"{tmp_path / 'var' / 'aggregator.db'}: cannot open database: {tmp_path / 'var'} is a file, not a folder"
+
+
+def test_an_entry_renamed_to_https_after_retention_deleted_it_stays_deleted(tmp_path: Path) -> None:
+    """Retention remembers the ids of the undated posts it deleted, so their entries do not come back;
+    an entry whose guid then moves to https is the same entry, and stays deleted too."""
+    store = Store(tmp_path / "db.sqlite")
+    retired = make_post("甲", 1, categories=["jia"])
+    store.conn.execute("INSERT INTO retired_posts (id, retired) VALUES (?, '2026-12-01T00:00:00Z')", (retired.id,))
+    renamed = dataclasses.replace(make_post("甲", 2, categories=["jia"]), scheme_twin_id=retired.id)
+    other = dataclasses.replace(make_post("甲", 3, categories=["jia"]), scheme_twin_id="no-such-id")
+    result = store.store_posts([renamed, other], {}, NOW)
+    assert (result.new, result.updated) == (1, 0)
+    assert [p.id for p in store.posts(limit=None)] == [other.id]

@@ -1,11 +1,12 @@
 """What one batch of posts meets in the database: the rows it already has, read with a few IN
-queries (`Known`), the new rows written with one executemany per table (`NewRows`), and the posts
-retention would delete (`retained`)."""
+queries (`Known`), the new rows written with one executemany per table (`NewRows`), the posts
+retention would delete (`retained`) and the entries a move to HTTPS renamed (`adopt_scheme_twins`)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -102,6 +103,39 @@ def retained(conn: sqlite3.Connection, posts: list[Post], not_before: datetime |
         query = f"SELECT id FROM retired_posts WHERE id IN ({', '.join('?' * len(chunk))})"
         retired.update(row[0] for row in conn.execute(query, chunk))
     return [p for p in posts if p.id not in retired]
+
+
+def adopt_scheme_twins(conn: sqlite3.Connection, posts: list[Post]) -> list[Post]:
+    """`posts`, each entry whose guid (or link) only swapped http and https taking the id and guid
+    of the post stored, or retired by retention, under the other form.
+
+    A site moving to HTTPS republishes every entry it still lists under a new guid: without this,
+    each would be stored and published a second time. Not when the batch holds both forms (a feed
+    listing both has two entries) or the new form is stored as well. The stored guid is kept, so
+    readers of our feeds see no new item either.
+    """
+    wanted = {p.scheme_twin_id: p.id for p in posts if p.scheme_twin_id}
+    ids = {p.id for p in posts}
+    candidates = [twin for twin in wanted if twin not in ids]
+    twins: dict[str, str] = {}  # twin id -> the guid it is stored with ("" when retired)
+    retired = conn.execute("SELECT 1 FROM retired_posts LIMIT 1").fetchone() is not None
+    for chunk in chunks(candidates, Known.CHUNK):
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT id, guid FROM posts WHERE id IN ({marks})"
+        twins.update((row[0], row[1]) for row in conn.execute(query, chunk))
+        if retired:
+            query = f"SELECT id FROM retired_posts WHERE id IN ({marks})"
+            twins.update((row[0], "") for row in conn.execute(query, chunk))
+    if not twins:
+        return posts
+    renamed = [wanted[twin] for twin in twins]
+    stored = {row[0] for chunk in chunks(renamed, Known.CHUNK)
+              for row in conn.execute(f"SELECT id FROM posts WHERE id IN ({', '.join('?' * len(chunk))})", chunk)}
+    return [
+        replace(p, id=p.scheme_twin_id, guid=twins[p.scheme_twin_id] or p.guid)
+        if p.scheme_twin_id in twins and p.id not in stored else p
+        for p in posts
+    ]
 
 
 def chunks(items: list[Any], size: int) -> list[list[Any]]:

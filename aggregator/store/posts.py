@@ -13,7 +13,7 @@ from ..sanitise import canonical_link
 from ..search_text import fts_query, fts_text, search_body
 from ..slugs import slugify
 from .base import Database, StoreResult, from_db_time, to_db_time
-from .batch import INSERT_CATEGORY, INSERT_TAG, Known, chunks, retained
+from .batch import INSERT_CATEGORY, INSERT_TAG, Known, adopt_scheme_twins, chunks, retained
 
 RETIRED_FOR = timedelta(days=365)  # how long the id of an undated post retention deleted is remembered
 
@@ -36,7 +36,7 @@ class PostStore(Database):
         now = now or datetime.now(UTC)
         result = StoreResult()
         with self.transaction() as conn:
-            posts = retained(conn, posts, not_before)
+            posts = retained(conn, adopt_scheme_twins(conn, posts), not_before)
             known = Known(conn, posts)
             known.sources = sources
             for post in posts:
