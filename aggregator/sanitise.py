@@ -20,6 +20,7 @@ _BLOCK_START = re.compile(r"(?=</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquot
 #: embeddings, overrides and isolates (U+202A-E, U+2066-9): in a title, an unclosed right-to-left
 #: override runs on into the date and source name printed after it ("Trojan Source" spoofing).
 #: Marks (U+200E/F) and joiners stay: right-to-left text and emoji sequences need them.
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 # what XML 1.0 cannot carry (the feeds drop it at publishing): dropped from stored HTML once, at
 # ingest, so no output (the Jekyll files included) sees a form feed or U+FFFE
@@ -113,7 +114,7 @@ def sanitise_html(fragment: str, base: str = "") -> str:
         return ""
     if _too_deep(fragment):
         return html.escape(_flat_text(fragment), quote=False)
-    fragment = _NOT_XML.sub("", fragment)
+    fragment = _unwrap_cdata(_NOT_XML.sub("", fragment))
     if _LAZY_HINT.search(fragment):
         fragment = _IMG_TAG.sub(_lazy_image, fragment)
     try:
@@ -121,6 +122,13 @@ def sanitise_html(fragment: str, base: str = "") -> str:
     except (ValueError, TypeError):
         return html.escape(plain_text(fragment))
     return _URL_ATTRIBUTE.sub(lambda m: m[1] + _resolved(m[2], base) + '"', cleaned) if base else cleaned
+
+
+def _unwrap_cdata(fragment: str) -> str:
+    """`fragment` with each CDATA section replaced by what it holds. A feed that escapes a CDATA
+    section once too often (`&lt;![CDATA[标题]]&gt;`, common in hand-made PHP feeds) hands us one
+    inside the HTML, which parsers read as a comment: the title or the whole text was lost."""
+    return _CDATA.sub(r"\1", fragment) if "<![CDATA[" in fragment else fragment
 
 
 def _lazy_image(tag: re.Match[str]) -> str:
@@ -183,6 +191,7 @@ def plain_text(fragment: str, is_html: bool = True) -> str:
         return " ".join(_CONTROL.sub("", fragment).split())
     if _too_deep(fragment):
         return _flat_text(fragment)
+    fragment = _unwrap_cdata(fragment)
     if "<" in fragment:  # block boundaries separate words: <p>a</p><p>b</p> reads "a b"
         fragment = _BLOCK_START.sub(" ", fragment)
     text = html.unescape(_TEXT_ONLY.clean(fragment)) if "<" in fragment or "&" in fragment else fragment

@@ -77,3 +77,20 @@ def test_bytes_not_valid_gbk_are_replaced_and_said(server: FeedServer, make_conf
     report = fetch_sources(config, store)
     assert report.outcomes[0].result == "ok" and "not valid as gb18030" in report.outcomes[0].warning
     assert store.posts()[0].title.startswith("朱镕基谈改革")
+
+
+def test_cdata_escaped_once_too_often_keeps_its_title_and_text(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """`&lt;![CDATA[标题]]&gt;` (a generator escaping its CDATA section) reaches the HTML as a CDATA
+    section, which HTML parsers drop as a comment: the title became the body's first words and the
+    body was empty. What the section holds is kept (and sanitised like any other HTML)."""
+    entry = ("<item><title>&lt;![CDATA[央行宣布降准 &amp;amp; 利率]]&gt;</title><guid>g1</guid>"
+             "<link>http://example.org/1</link><description>&lt;![CDATA[&lt;p&gt;正文第一段。&lt;/p&gt;"
+             "&lt;script&gt;alert(1)&lt;/script&gt;]]&gt;</description></item>")
+    config = make_config([{"name": "s", "url": server.add("/f.xml", HEAD + entry + "</channel></rss>")}])
+    store = open_store(config)
+    fetch_sources(config, store)
+    (post,) = store.posts()
+    assert post.title == "央行宣布降准 & 利率"
+    assert post.summary == "<p>正文第一段。</p>"
