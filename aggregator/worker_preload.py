@@ -1,4 +1,5 @@
-"""Imported by the forkserver alone, before it forks any worker: the workers' code, then gc.freeze().
+"""Imported by the forkserver alone, before it forks any worker: the workers' code, the signals
+they ignore, then gc.freeze().
 
 Each worker is forked from the forkserver and shares its memory page by page until a page is
 written. CPython's cycle collector writes to the header of every object it examines, so the first
@@ -13,8 +14,17 @@ again in each worker when the first big export arrives.
 from __future__ import annotations
 
 import gc
+import signal
 
 from . import workers  # noqa: F401 - imported for its side effect: the modules a worker needs
 from .publish import jekyll_jobs  # noqa: F401 - likewise
+
+# Stopping is the owner's business: Ctrl-C reaches the whole process group, and so does a stop
+# signal sent to it (systemd's default KillMode), and a worker killed by it would fail the fetch
+# the daemon is letting finish (recorded as the source's failure) and print a KeyboardInterrupt
+# traceback. The owner ends its workers by closing the pool (SIGKILL for one that does not end).
+# Set here, before the forkserver forks anyone: it keeps them, and so does every worker.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 gc.freeze()

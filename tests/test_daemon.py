@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
@@ -49,6 +50,7 @@ class Daemon:
             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
             stdout=subprocess.DEVNULL,
             stderr=self.log_path.open("wb"),
+            start_new_session=True,  # its own process group, as under a terminal or a service manager
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self.wait_for(lambda: self.get("/healthz") is not None, what="the server to answer")
@@ -642,3 +644,31 @@ def test_a_build_failing_at_stop_is_not_retried(
         release_database(daemon._daemon_lock)
     assert (tmp_path / "public" / "caijing").read_text() == "a file where the category's folder goes"
     assert sqlite3.connect(tmp_path / "agg.db").execute("SELECT count(*) FROM posts").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_to_the_process_group_lets_the_fetch_in_flight_finish(
+    server: FeedServer, tmp_path: Path, start_daemon: Any, signum: int
+) -> None:
+    """Ctrl-C reaches every process of the terminal's group, and systemd's default KillMode sends
+    SIGTERM to every process of the service. The worker processes leave stopping to the daemon:
+    killed, they failed the fetch it was letting finish (recorded as the source's failure) and
+    printed a KeyboardInterrupt traceback."""
+    server.add("/a.xml", rss(("1", "第一条")))
+    write_config(tmp_path, [{"name": "甲", "url": server.url("/a.xml"), "interval": "1s", "category": "财经"}],
+                 defaults={"interval": "30m", "timeout": "5s", "deadline": "10s", "processes": 1})
+    daemon = start_daemon()
+    daemon.wait_for(lambda: (r := daemon.get("/caijing/feed.xml")) and "第一条" in r.text, what="first post")
+    # 4,000 entries (the newest 1,000 kept): a second or two in the worker, which the signal then reaches
+    entries = [(str(n), f"第{n}条") for n in range(4000, 1, -1)] + [("1", "第一条")]
+    server.add("/a.xml", rss(*entries).replace("</item>", "<description>" + "正文。" * 100 + "</description></item>"))
+    asked = len(server.hits("/a.xml"))
+    daemon.wait_for(lambda: len(server.hits("/a.xml")) > asked, what="the next poll")
+    time.sleep(0.2)
+    os.killpg(daemon.proc.pid, signum)
+    assert daemon.proc.wait(timeout=15) == 0
+    log = daemon.log
+    assert "Traceback" not in log and "died" not in log, log
+    assert "fetch 甲: ok http=200 new=1000" in log[log.index("stopping:"):], log
+    assert sqlite3.connect(tmp_path / "agg.db").execute("SELECT count(*) FROM posts").fetchone() == (1001,)
+    assert (tmp_path / "public" / "caijing" / "feed.xml").read_text(encoding="utf-8").count("<item>") == 50
