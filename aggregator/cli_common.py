@@ -45,7 +45,9 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ConfigError as exc:
             fail("\n".join(exc.problems), 2)
-        except (StoreError, NotFoundError) as exc:
+        except StoreError as exc:  # a database that cannot be opened (or is too new): not a usage error
+            fail(f"error: database {exc}", 1)
+        except NotFoundError as exc:
             fail(f"error: {exc}", 2)
         except AggregatorError as exc:
             fail(f"error: {exc}", 1)

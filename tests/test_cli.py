@@ -226,6 +226,52 @@ def test_a_read_only_database_is_one_line_naming_it(
     assert result.stderr.strip() == f"error: database {database}: attempt to write a readonly database"
 
 
+def test_a_database_in_a_read_only_folder_is_one_line_and_exit_1(server: FeedServer, tmp_path: Path) -> None:
+    """SQLite in WAL mode writes files beside the database even to read it: a folder that cannot
+    be written is a database error (exit 1) like any other, not a usage error (2)."""
+    write_config(tmp_path, [{"name": "ok", "url": server.add("/ok.xml", fixture("rss20.xml"))}],
+                 site={"database": "db/agg.db"})
+    assert run_cli("fetch", cwd=tmp_path).returncode == 0
+    folder = tmp_path / "db"
+    database = folder / "agg.db"
+    as_root = os.geteuid() == 0
+    subprocess.run(["chattr", "+i", str(folder)], check=True) if as_root else folder.chmod(0o555)
+    try:
+        for command in ("fetch", "posts"):
+            result = run_cli(command, cwd=tmp_path)
+            assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+            assert result.stderr.startswith(f"error: database {database}: cannot open database: "), result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=False) if as_root else folder.chmod(0o755)
+
+
+def test_a_database_from_a_newer_release_is_refused_and_left_unchanged(server: FeedServer, tmp_path: Path) -> None:
+    """An older release writing a newer schema damages it for good (a column it does not know
+    left stale): every command refuses, in one line, and writes nothing."""
+    write_config(tmp_path, [{"name": "ok", "url": server.add("/ok.xml", fixture("rss20.xml"))}])
+    assert run_cli("fetch", cwd=tmp_path).returncode == 0
+    (database,) = tmp_path.rglob("*.db")
+    with sqlite3.connect(database) as conn:
+        newer = conn.execute("PRAGMA user_version").fetchone()[0] + 1
+        conn.execute(f"PRAGMA user_version={newer}")
+        conn.execute("UPDATE sources SET etag = '', last_modified = ''")  # the next fetch would store again
+        conn.execute("DELETE FROM posts WHERE rowid IN (SELECT rowid FROM posts LIMIT 1)")
+        before = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    published = {p: p.stat().st_mtime_ns for p in (tmp_path / "public").rglob("*")}
+    for command in (["fetch"], ["build"], ["posts"], ["status"]):
+        result = run_cli(*command, cwd=tmp_path)
+        assert result.returncode == 1, (command, result.stderr)
+        assert result.stderr.strip() == (
+            f"error: database {database}: database schema {newer} is newer than this aggregator's ({newer - 1}): "
+            "it was written by a newer release; upgrade aggregator (nothing was changed)"
+        ), command
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == newer
+        assert conn.execute("SELECT count(*) FROM posts").fetchone()[0] == before
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "public").rglob("*")} == published
+
+
 def test_commands_that_read_never_make_a_database(tmp_path: Path) -> None:
     """A mistyped site.database must not go unnoticed behind a fresh, empty database."""
     write_config(tmp_path, [{"name": "a", "url": "http://127.0.0.1:9/feed.xml"}])

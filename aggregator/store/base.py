@@ -125,7 +125,14 @@ class Database:
     def _migrate(self) -> None:
         # The version is read again inside the write lock, so two processes opening a new database
         # at once cannot both apply a migration.
-        if self.conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):  # an older release must not write what it does not know
+            self.conn.close()
+            raise StoreError(
+                f"{self.path}: database schema {version} is newer than this aggregator's ({len(MIGRATIONS)}): "
+                "it was written by a newer release; upgrade aggregator (nothing was changed)"
+            )
+        if version == len(MIGRATIONS):
             return
         with self.transaction() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
