@@ -19,10 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .cli_common import FORMAT, Context, category_slug, counted, err, handle_errors, pass_ctx, print_table
 from .config import Config, config_warnings
-from .errors import ConfigError, NotFoundError, PublishError
+from .errors import ConfigError, NotFoundError
 from .models import SourceOutcome
-from .pipeline import fetch_sources, sources_to_fetch
-from .publish import publish_changed
+from .pipeline import sources_to_fetch
+from .update import fetch_and_publish
 from .views import post_json
 from .websub import announce_changes
 
@@ -97,18 +97,18 @@ def fetch(ctx: Context, names: tuple[str, ...], workers: int | None) -> None:
         chosen = sources_to_fetch(config, store.source_states(counts=False), sources)  # read once, here
         total = len(chosen)
         with _progress(total) as advance:
-            report = fetch_sources(config, store, chosen, workers=workers, progress=advance)
+            update = fetch_and_publish(config, store, chosen, workers=workers, progress=advance)
+        report, published = update.fetched, update.published
+        if update.rebuilt:
+            click.echo("note: an earlier run stopped before publishing what it stored: everything was built")
+        if published is not None:
+            click.echo(f"published: {published.summary()}")
+            for failure in announce_changes(config.site, published.written):
+                click.echo(f"warning: WebSub publish failed: {failure}", err=True)
         publish_error = ""
-        if report.changed_post_ids:
-            try:
-                published = publish_changed(
-                    config, store, report.changed_categories, report.changed_tags, report.changed_post_ids
-                )
-                click.echo(f"published: {published.summary()}")
-                for failure in announce_changes(config.site, published.written):
-                    click.echo(f"warning: WebSub publish failed: {failure}", err=True)
-            except PublishError as exc:
-                publish_error = f"error: {exc}; the posts are stored: run `aggregator build` once it is fixed"
+        if update.publish_error:
+            publish_error = (f"error: {update.publish_error}; the posts are stored: the next `aggregator fetch` "
+                             "or `aggregator build` publishes them once it is fixed")
     for outcome in report.failed:
         click.echo(f"failed: {outcome.source}: {outcome.error}", err=True)
     for outcome in report.outcomes:

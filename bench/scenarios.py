@@ -82,11 +82,12 @@ def output_problems(config: Any, store: Any, check_jekyll: bool = True) -> list[
 
 
 def fetch(spec: Spec) -> Result:
-    """`aggregator fetch`: load the config, open the store, fetch_sources, then publish_changed."""
+    """`aggregator fetch` (`update.fetch_and_publish`, its steps timed apart): load the config, open
+    the store, note the run and fetch_sources, then publish_run (publish_changed)."""
     from aggregator.config import load_config
     from aggregator.pipeline import fetch_sources
-    from aggregator.publish import publish_changed
     from aggregator.store import Store
+    from aggregator.update import publish_run, start_run
 
     kind = spec["kind"]  # cold, warm, churn
     config_path = Path(spec["config"])
@@ -98,19 +99,18 @@ def fetch(spec: Spec) -> Result:
     with meter.phase("open"):
         store = Store(config.site.database)
     with meter.phase("fetch"):
+        run = start_run(store)
         report = fetch_sources(config, store, None, workers=spec["workers"])
-    published = None
     with meter.phase("publish"):
-        if report.changed_post_ids:
-            published = publish_changed(
-                config, store, report.changed_categories, report.changed_tags, report.changed_post_ids
-            )
+        update = publish_run(config, store, run, report)
+    published = update.published
     meter.end()
 
     sources = len(config.sources)
     posts = store.count_posts()
     expect = spec.get("expect", {})
     errors = [f"{kind}: source {o.source} failed: {o.error}" for o in report.failed[:5]]
+    errors += [f"{kind}: publishing failed: {update.publish_error}"] if update.publish_error else []
     if len(report.failed) > 5:
         errors.append(f"{kind}: ... {len(report.failed)} sources failed in all")
     if kind == "cold":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -581,3 +582,55 @@ def test_kill_during_fetch_leaves_database_intact_and_next_run_completes(server:
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT id) FROM posts").fetchone() == (12 * entries,) * 2
+
+
+def test_a_fetch_killed_before_publishing_is_published_by_the_next_run(server: FeedServer, tmp_path: Path) -> None:
+    """Posts and their source's validators are committed together: a fetch killed after storing a
+    source, while another still answered, left those posts out of every output, and every later
+    fetch (a 304) published nothing. The next run now builds everything."""
+    server.add("/fast.xml", fixture("rss20.xml"), etag='"v1"')
+    server.add("/slow.xml", fixture("rss20.xml").replace(b"example.com", b"slow.example.com"), delay=60)
+    write_config(tmp_path, [{"name": "fast", "url": server.url("/fast.xml"), "category": "快讯"},
+                            {"name": "slow", "url": server.url("/slow.xml"), "category": "慢"}],
+                 jekyll={"dir": "jekyll"})
+    proc = subprocess.Popen([sys.executable, "-m", "aggregator", "fetch"], cwd=tmp_path,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stored = 0
+    deadline = time.monotonic() + 30
+    while not stored and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if (tmp_path / "agg.db").exists():
+            with contextlib.suppress(sqlite3.OperationalError), sqlite3.connect(tmp_path / "agg.db") as conn:
+                stored = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    proc.kill()
+    proc.wait()
+    assert stored, "the fast source was not stored before the kill: nothing was tested"
+    assert not (tmp_path / "public" / "kuaixun" / "feed.xml").exists()
+    server.add("/slow.xml", fixture("rss20.xml").replace(b"example.com", b"slow.example.com"))
+    result = run_cli("fetch", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 ok, 1 not modified" in result.stdout  # the fast source: a 304, as before the fix
+    feed = (tmp_path / "public" / "kuaixun" / "feed.xml").read_text(encoding="utf-8")
+    assert feed.count("<item>") == stored
+    assert len(list((tmp_path / "jekyll").rglob("*.md"))) == 2 * stored  # the fast source's posts too
+    assert "note: an earlier run stopped before publishing what it stored: everything was built" in result.stdout
+    with sqlite3.connect(tmp_path / "agg.db") as conn:
+        assert conn.execute("SELECT count(*) FROM unpublished_runs").fetchone() == (0,)
+    again = run_cli("fetch", cwd=tmp_path)
+    assert again.returncode == 0 and "note:" not in again.stdout and "published" not in again.stdout
+
+
+def test_a_fetch_that_cannot_publish_leaves_it_to_the_next_run(server: FeedServer, tmp_path: Path) -> None:
+    server.add("/a.xml", fixture("rss20.xml"), etag='"v1"')
+    write_config(tmp_path, [{"name": "a", "url": server.url("/a.xml"), "category": "财经"}])
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "caijing").write_text("a file where the category's folder goes")
+    failed = run_cli("fetch", cwd=tmp_path)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert "the posts are stored: the next `aggregator fetch` or `aggregator build` publishes them" in failed.stderr
+    (tmp_path / "public" / "caijing").unlink()
+    result = run_cli("fetch", cwd=tmp_path)
+    assert result.returncode == 0 and "0 ok, 1 not modified" in result.stdout, result.stdout + result.stderr
+    assert "everything was built" in result.stdout
+    assert (tmp_path / "public" / "caijing" / "feed.xml").read_text(encoding="utf-8").count("<item>") > 0

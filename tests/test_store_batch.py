@@ -210,3 +210,23 @@ def test_an_entry_renamed_to_https_after_retention_deleted_it_stays_deleted(tmp_
     result = store.store_posts([renamed, other], {}, NOW)
     assert (result.new, result.updated) == (1, 0)
     assert [p.id for p in store.posts(limit=None)] == [other.id]
+
+
+def test_runs_that_never_published_are_abandoned_once_their_process_is_gone(tmp_path: Path) -> None:
+    """A run notes itself before storing and forgets the note once published. A note is owed a
+    build when its process is gone, is this one (about to build everything), or is hours old
+    (its pid reused); a note of another live process is that run's own business."""
+    import subprocess
+    import sys
+
+    store = Store(tmp_path / "db.sqlite")
+    ours = store.note_run()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    rows = [("gone", int(gone.stdout), "2026-12-02T08:00:00Z"),  # exited: its pid is free
+            ("running", 1, "2099-01-01T00:00:00Z"),  # pid 1 is alive; noted "now" as far as age goes
+            ("stale", 1, "2020-01-01T00:00:00Z")]  # alive pid, but noted years ago: reused
+    with store.transaction() as conn:
+        conn.executemany("INSERT INTO unpublished_runs (run, pid, noted) VALUES (?, ?, ?)", rows)
+    assert sorted(store.abandoned_runs()) == sorted([ours, "gone", "stale"])
+    store.forget_runs([ours, "gone"])
+    assert [r[0] for r in store.conn.execute("SELECT run FROM unpublished_runs ORDER BY run")] == ["running", "stale"]

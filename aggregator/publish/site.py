@@ -302,8 +302,10 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
     sweep_temp_files(config.site.output_dir)  # left behind by a process killed mid-write
     if config.jekyll is not None:
         sweep_temp_files(config.jekyll.dir)
+    owed = store.abandoned_runs()  # runs killed before publishing: this build covers what they stored
     deleted = 0
     if config.site.retention_days:
+        owed.append(store.note_run())  # killed after deleting, it would leave the deleted posts' files
         cutoff = (now or datetime.now(UTC)) - timedelta(days=config.site.retention_days)
         deleted = store.delete_posts_before(cutoff)
     publisher = _Publisher(config, store, now)
@@ -321,6 +323,7 @@ def build_site(config: Config, store: Store, category: str | None = None, now: d
     publisher.home()
     publisher.opml()
     finish_jekyll()
+    store.forget_runs(owed)
     return publisher.report
 
 

@@ -1,7 +1,8 @@
 """SQLite storage: everything that knows SQL lives in this package.
 
 `Store(path)` opens (and migrates) a database; its methods come from one module per concern:
-`posts` (upserts, queries, search), `sources` (per-source fetch state), `articles` (full text).
+`posts` (upserts, queries, search), `sources` (per-source fetch state), `articles` (full text),
+`runs` (runs that have not published what they stored).
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 from .articles import ArticleStore
 from .base import StoreResult, from_db_time, to_db_time
 from .posts import PostStore
+from .runs import RunStore
 from .sources import SourceState, SourceStore
 
 
-class Store(PostStore, SourceStore, ArticleStore):
+class Store(PostStore, SourceStore, ArticleStore, RunStore):
     """One SQLite database. Open it with `Store(path)`; use it from one thread at a time."""
 
 

@@ -108,4 +108,9 @@ MIGRATIONS = [
     UPDATE sources SET etag = '', last_modified = '';
     CREATE TABLE source_resets (name TEXT PRIMARY KEY) WITHOUT ROWID;
     """,
+    # 8: runs that store posts and have not published them yet (`store.runs`): one killed between
+    # the two leaves its note, and the next run builds everything
+    """
+    CREATE TABLE unpublished_runs (run TEXT PRIMARY KEY, pid INTEGER NOT NULL, noted TEXT NOT NULL) WITHOUT ROWID;
+    """,
 ]
