@@ -7,6 +7,7 @@ savepoint); several sources share a commit (CommitBatch).
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -186,18 +187,22 @@ def record(
     Posts and the new state are one transaction (a savepoint inside a caller's): never validators
     saved for posts that were not. Without posts it is one statement, atomic by itself.
     """
-    with store.transaction() if retrieved.outcome.result == "ok" else nullcontext():
-        return _record(store, config, source, retrieved, now, state, schedule)
+    state = state or store.source_state(source.name, counts=False)
+    categories = json.dumps([c.slug for c in source.categories], ensure_ascii=False)
+    # feeds.yaml gave the source other categories since its posts were stored: they follow (once
+    # the source answers; recorded since schema 9, so '' is unknown rather than changed)
+    moving = retrieved.outcome.result != "error" and state.categories not in ("", categories)
+    with store.transaction() if retrieved.outcome.result == "ok" or moving else nullcontext():
+        return _record(store, config, source, retrieved, now, state, schedule, categories, moving)
 
 
 def _record(
-    store: Store, config: Config, source: Source, retrieved: Retrieved, now: datetime,
-    state: SourceState | None, schedule: Callable[[int], datetime | None] | None,
+    store: Store, config: Config, source: Source, retrieved: Retrieved, now: datetime, state: SourceState,
+    schedule: Callable[[int], datetime | None] | None, categories: str, moving: bool,
 ) -> SourceOutcome:
     outcome = retrieved.outcome
-    state = state or store.source_state(source.name, counts=False)
     if state.url != source.url:  # the config points somewhere new: forget the old URL's state
-        state = SourceState(name=source.name, url=source.url, failures=state.failures)
+        state = SourceState(name=source.name, url=source.url, failures=state.failures, categories=state.categories)
     if outcome.result == "ok":
         result = store.store_posts(retrieved.posts, config.categories, now, full_text=source.full_text,
                                    sources=config.source_names,
@@ -206,6 +211,13 @@ def _record(
         outcome.changed_categories = result.categories
         outcome.changed_tags = result.tags
         outcome.changed_post_ids = result.post_ids
+    if moving:
+        result = store.move_source_categories(source.name, json.loads(state.categories), json.loads(categories), now)
+        outcome.updated += result.updated
+        outcome.changed_categories |= result.categories
+        outcome.changed_post_ids += result.post_ids
+    if outcome.result != "error":
+        state.categories = categories
     state.last_fetch = to_db_time(now)
     state.result = outcome.result
     state.http_status = outcome.http_status

@@ -1034,3 +1034,64 @@ def test_a_source_moving_to_https_keeps_its_posts(server: FeedServer, make_confi
     build_site(config, store)
     channel = feedparser.parse((config.site.output_dir / "boke" / "feed.xml").read_bytes())
     assert sorted(e.title for e in channel.entries) == ["一", "三", "二"]
+
+
+def test_a_category_renamed_in_feeds_yaml_takes_every_stored_post_along(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """A source's posts take its category when stored: a rename reached only the entries still in its
+    feed, and the rest (for a source polled for years, nearly all) stayed in the old category for
+    good, listed on the home page and in the OPML beside the new one. Every stored post now moves
+    at the next fetch, a 304 included; a category a rule added stays."""
+    date = "Mon, 28 Mar 2022 1{}:00:00 +0800"
+    entries = [item(guid=f"g{n}", title=f"第{n}条 {'降准' if n == 1 else ''}", date=date.format(n)) for n in range(5)]
+    url = server.add("/feed.xml", rss("".join(entries[:3])), etag='"v1"')
+    rules = [{"match": "降准", "categories": ["货币政策"]}]
+    config = make_config([{"name": "甲", "url": url, "category": "经济"}], rules=rules)
+    store = open_store(config)
+    fetch(config, store)
+    server.add("/feed.xml", rss("".join(entries[2:])), etag='"v2"')  # g0 and g1 have left the feed
+    fetch(config, store)
+    build_site(config, store)
+    config = make_config([{"name": "甲", "url": url, "category": "宏观"}], rules=rules)
+    report = fetch(config, store)  # the feed answers 304
+    assert report.outcomes[0].result == "not-modified" and report.updated == 5
+    categories = {p.guid: p.categories for p in store.posts(limit=None)}
+    assert categories == {"g0": ["hongguan"], "g1": ["hongguan", "huobizhengce"], "g2": ["hongguan"],
+                          "g3": ["hongguan"], "g4": ["hongguan"]}
+    assert store.category_counts().get("jingji", 0) == 0 and store.category_counts()["hongguan"] == 5
+    publish_changed(config, store, report.changed_categories, report.changed_tags, report.changed_post_ids)
+    home = (config.site.output_dir / "index.html").read_text(encoding="utf-8")
+    assert "宏观" in home and "经济" not in home
+    old_feed = config.site.output_dir / "jingji" / "feed.xml"
+    assert not old_feed.exists() or not feedparser.parse(old_feed.read_bytes()).entries
+    assert again_unchanged(config, store)
+
+
+def again_unchanged(config: Any, store: Any) -> bool:
+    report = fetch(config, store)
+    return (report.new, report.updated) == (0, 0)
+
+
+def test_a_renamed_category_moves_a_sources_share_of_a_merged_post(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    def body(guid: str) -> str:
+        return rss(item(guid=guid, link="http://site.example.com/story", title="同一篇",
+                        date="Mon, 28 Mar 2022 10:00:00 +0800"))
+
+    first, second = server.add("/a.xml", body("x"), etag='"a"'), server.add("/b.xml", body("y"), etag='"b"')
+
+    def config_with(category: str) -> Any:
+        return make_config([{"name": "甲", "url": first, "category": "甲类"},
+                            {"name": "乙", "url": second, "category": category}])
+
+    store = open_store(config := config_with("乙类"))
+    fetch(config, store)
+    (post,) = store.posts(limit=None)
+    assert sorted(post.categories) == ["jialei", "yilei"]  # the same article: stored once
+    report = fetch(config_with("丙类"), store)
+    assert [o.result for o in report.outcomes] == ["not-modified", "not-modified"] and report.updated == 1
+    (post,) = store.posts(limit=None)
+    assert sorted(post.categories) == ["binglei", "jialei"]
+    assert store.posts(category="yilei") == [] and [p.id for p in store.posts(category="binglei")] == [post.id]

@@ -175,6 +175,8 @@ def test_migration_7_forgets_validators_once_so_every_source_records_its_share(t
         for column in ("categories_by_source", "tags_by_source"):
             conn.execute(f"ALTER TABLE posts DROP COLUMN {column}")
         conn.execute("DROP TABLE source_resets")
+        conn.execute("DROP TABLE unpublished_runs")  # migration 8
+        conn.execute("ALTER TABLE sources DROP COLUMN categories")  # migration 9
         conn.execute("PRAGMA user_version = 6")
     store = Store(path)
     state = store.source_state("乙")

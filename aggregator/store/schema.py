@@ -113,4 +113,9 @@ MIGRATIONS = [
     """
     CREATE TABLE unpublished_runs (run TEXT PRIMARY KEY, pid INTEGER NOT NULL, noted TEXT NOT NULL) WITHOUT ROWID;
     """,
+    # 9: the category slugs a source's posts were last stored with (JSON; '' before this): when
+    # feeds.yaml gives the source other ones, its stored posts move, not only those still in its feed
+    """
+    ALTER TABLE sources ADD COLUMN categories TEXT NOT NULL DEFAULT '';
+    """,
 ]

@@ -26,6 +26,7 @@ SOURCE_FIELDS = (
     "gone",
     "moved_to",
     "article_error",
+    "categories",
 )
 
 # built once: a warm pass saves a state per source, and building the statement each time was half
@@ -60,6 +61,8 @@ class SourceState:
     gone: int = 0
     moved_to: str = ""
     article_error: str = ""
+    #: the category slugs (JSON list) its posts were last stored with ('' unknown: before schema 9)
+    categories: str = ""
     posts: int = 0
 
 
