@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -38,6 +40,17 @@ class Metrics:
             registry=self.registry,
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
         )
+
+    def forget_sources(self, keep: Collection[str]) -> None:
+        """Stop exporting the sources not in `keep` (removed from feeds.yaml, renamed, disabled):
+        their last-success time would stay frozen, and a staleness alert fire for them for good."""
+        for family in self.last_success.collect():
+            for source in {sample.labels["source"] for sample in family.samples}.difference(keep):
+                self.last_success.remove(source)
+        for family in self.fetches.collect():
+            for source, result in {(sample.labels["source"], sample.labels["result"]) for sample in family.samples}:
+                if source not in keep:
+                    self.fetches.remove(source, result)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

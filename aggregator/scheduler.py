@@ -198,7 +198,9 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
                 and job.next_run_time > now + timedelta(seconds=src.interval)
             ):
                 self._reschedule(src.name, due)
-        self.lanes.forget({src.name for src in config.sources if src.enabled})  # health() reads the config
+        polled = {src.name for src in config.sources if src.enabled}
+        self.lanes.forget(polled)  # health() reads the config
+        self.metrics.forget_sources(polled)
         for job in self.scheduler.get_jobs():
             if job.id.startswith("source:") and job.id[7:] not in wanted:
                 job.remove()

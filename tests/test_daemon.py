@@ -672,3 +672,23 @@ def test_a_stop_signal_to_the_process_group_lets_the_fetch_in_flight_finish(
     assert "fetch 甲: ok http=200 new=1000" in log[log.index("stopping:"):], log
     assert sqlite3.connect(tmp_path / "agg.db").execute("SELECT count(*) FROM posts").fetchone() == (1001,)
     assert (tmp_path / "public" / "caijing" / "feed.xml").read_text(encoding="utf-8").count("<item>") == 50
+
+
+def test_a_source_removed_from_feeds_yaml_leaves_the_metrics(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
+) -> None:
+    """Its last-success time stayed exported, frozen, until a restart: a staleness alert fired for a
+    source that no longer exists."""
+    first = {"name": "甲", "url": server.add("/a.xml", rss(("1", "第一条"))), "category": "财经"}
+    second = {"name": "乙", "url": server.add("/b.xml", rss(("2", "第二条"))), "category": "财经"}
+    write_config(tmp_path, [first, second])
+    daemon = start_daemon()
+    daemon.wait_for(lambda: (r := daemon.get("/metrics")) and 'last_success_timestamp_seconds{source="乙"}' in r.text
+                    and 'last_success_timestamp_seconds{source="甲"}' in r.text, what="both sources' metrics")
+    write_config(tmp_path, [first])
+    daemon.wait_for(lambda: "source 乙 is no longer polled" in daemon.log, what="the reload")
+    metrics = daemon.get("/metrics")
+    assert metrics is not None and 'source="乙"' not in metrics.text, metrics.text
+    assert 'aggregator_source_last_success_timestamp_seconds{source="甲"}' in metrics.text
+    assert 'aggregator_fetches_total{result="ok",source="甲"}' in metrics.text
+    assert daemon.stop() == 0
