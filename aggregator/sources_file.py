@@ -25,7 +25,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .config import Config, is_http_url, load_config, read_yaml
-from .errors import ConfigError
+from .errors import AggregatorError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,15 @@ def _write_validated(path: Path, root: Any) -> Config:
 
 
 def _write_text_validated(path: Path, text: str) -> Config:
-    """`_write_validated` for a config already written out as text."""
+    """`_write_validated` for a config already written out as text. A folder that is full or
+    read-only is one line naming the file, which is left as it was."""
+    try:
+        return _replace_validated(path, text)
+    except OSError as exc:
+        raise AggregatorError(f"cannot write {path}: {exc.strerror or exc} (it is unchanged)") from None
+
+
+def _replace_validated(path: Path, text: str) -> Config:
     target = path.resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

@@ -339,6 +339,26 @@ def test_sources_edits_keep_the_files_mode_and_a_symlink(tmp_path: Path) -> None
     assert not list(real.parent.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
 
+def test_sources_edits_in_a_folder_that_cannot_be_written_are_one_line(tmp_path: Path) -> None:
+    """A full or read-only folder: one line naming feeds.yaml (a traceback before), the file unchanged."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    write_config(folder, [{"name": "a", "url": "http://127.0.0.1:9/a.xml"}])
+    before = (folder / "feeds.yaml").read_bytes()
+    as_root = os.geteuid() == 0
+    subprocess.run(["chattr", "+i", str(folder)], check=True) if as_root else folder.chmod(0o555)
+    try:
+        for command in (["add", "http://127.0.0.1:9/b.xml", "--name", "b"], ["remove", "a"]):
+            result = run_cli("sources", *command, "--config", str(folder / "feeds.yaml"), cwd=tmp_path)
+            assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+            last = result.stderr.strip().splitlines()[-1]  # after `add`'s warning that b.xml did not answer
+            assert last.startswith(f"error: cannot write {folder / 'feeds.yaml'}: "), result.stderr
+            assert last.endswith("(it is unchanged)"), result.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=False) if as_root else folder.chmod(0o755)
+    assert (folder / "feeds.yaml").read_bytes() == before and not list(folder.glob(".*.tmp"))
+
+
 def test_sources_add_remove_keep_comments(server: FeedServer, tmp_path: Path) -> None:
     feed_url = server.add("/feed.xml", fixture("rss091.xml"))
     (tmp_path / "feeds.yaml").write_text(
