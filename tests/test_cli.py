@@ -359,6 +359,31 @@ def test_sources_edits_in_a_folder_that_cannot_be_written_are_one_line(tmp_path:
     assert (folder / "feeds.yaml").read_bytes() == before and not list(folder.glob(".*.tmp"))
 
 
+def test_a_jekyll_archive_that_cannot_be_written_is_named(server: FeedServer, tmp_path: Path) -> None:
+    """Moving an aged post into old_posts names old_posts when that cannot be written (the error
+    named the post's file in _posts, which was fine)."""
+    def configure(days: int) -> None:
+        write_config(tmp_path, [{"name": "a", "url": server.url("/a.xml")}],
+                     jekyll={"dir": "jekyll", "archive_after_days": days})
+
+    server.add("/a.xml", fixture("rss20.xml"))
+    configure(100_000)
+    assert run_cli("fetch", cwd=tmp_path).returncode == 0
+    archive = tmp_path / "jekyll" / "old_posts"
+    archive.mkdir(exist_ok=True)
+    assert list((tmp_path / "jekyll" / "_posts").glob("*.md")) and not list(archive.glob("*.md"))
+    configure(1)
+    as_root = os.geteuid() == 0
+    subprocess.run(["chattr", "+i", str(archive)], check=True) if as_root else archive.chmod(0o555)
+    try:
+        result = run_cli("build", cwd=tmp_path)
+    finally:
+        subprocess.run(["chattr", "-i", str(archive)], check=False) if as_root else archive.chmod(0o755)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"error: cannot write {archive}{os.sep}"), result.stderr
+    assert run_cli("build", cwd=tmp_path).returncode == 0 and list(archive.glob("*.md"))
+
+
 def test_sources_add_remove_keep_comments(server: FeedServer, tmp_path: Path) -> None:
     feed_url = server.add("/feed.xml", fixture("rss091.xml"))
     (tmp_path / "feeds.yaml").write_text(

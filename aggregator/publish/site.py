@@ -273,8 +273,9 @@ def _publish_errors(func: F) -> F:
             return func(*args, **kwargs)
         except PublishError:
             raise
-        except OSError as exc:
-            raise PublishError(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}") from exc
+        except OSError as exc:  # a move names its target second: that is where it could not write
+            where = exc.filename2 or exc.filename or "the output"
+            raise PublishError(f"cannot write {where}: {exc.strerror or exc}") from exc
 
     return wrapper  # type: ignore[return-value]
 
