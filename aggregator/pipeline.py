@@ -25,6 +25,7 @@ from .fetch import FetchLimits, HostLimits, fetch_url, make_session
 from .memory import release_free_memory
 from .models import FetchResult, Post, SourceOutcome
 from .pass_flow import CommitBatch, Finished
+from .slugs import slugify
 from .store import SourceState, Store, to_db_time
 from .workers import CpuPool, ParseJob, parse_job, shared_pool
 
@@ -202,15 +203,18 @@ def _record(
 ) -> SourceOutcome:
     outcome = retrieved.outcome
     if state.url != source.url:  # the config points somewhere new: forget the old URL's state
+        if state.url:  # every item of the source names its feed's URL: its feeds are republished
+            outcome.changed_categories.update(c.slug for c in source.categories)
+            outcome.changed_tags.update(slugify(tag) for tag in source.tags)
         state = SourceState(name=source.name, url=source.url, failures=state.failures, categories=state.categories)
     if outcome.result == "ok":
         result = store.store_posts(retrieved.posts, config.categories, now, full_text=source.full_text,
                                    sources=config.source_names,
                                    not_before=retention_cutoff(config, now))
         outcome.new, outcome.updated = result.new, result.updated
-        outcome.changed_categories = result.categories
-        outcome.changed_tags = result.tags
-        outcome.changed_post_ids = result.post_ids
+        outcome.changed_categories |= result.categories
+        outcome.changed_tags |= result.tags
+        outcome.changed_post_ids += result.post_ids
     if moving:
         result = store.move_source_categories(source.name, json.loads(state.categories), json.loads(categories), now)
         outcome.updated += result.updated

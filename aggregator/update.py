@@ -42,7 +42,7 @@ def publish_run(config: Config, store: Store, run: Run, fetched: FetchReport) ->
     try:
         if run.owed:
             report.published, report.rebuilt = build_site(config, store), True  # forgets the owed runs
-        elif fetched.changed_post_ids:
+        elif fetched.changed_post_ids or fetched.changed_categories:
             report.published = publish_changed(
                 config, store, fetched.changed_categories, fetched.changed_tags, fetched.changed_post_ids
             )
