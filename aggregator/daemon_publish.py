@@ -86,7 +86,7 @@ class PublishingMixin:
             )
         except Exception as exc:  # a full disk, a read-only folder, or a bug: say so, keep serving
             then = ("the posts are stored: the next start publishes them" if self._stopping
-                    else f"retrying in {PUBLISH_RETRY:g}s")
+                    else f"retrying in {PUBLISH_RETRY:g}s or at the next change")
             LOG.error("publish failed, old files kept, %s: %s", then, exc, exc_info=not isinstance(exc, OSError))
             self.publish_errors["incremental"] = str(exc)
             with self._pending_lock:
