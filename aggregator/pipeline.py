@@ -202,11 +202,10 @@ def _record(
     schedule: Callable[[int], datetime | None] | None, categories: str, moving: bool,
 ) -> SourceOutcome:
     outcome = retrieved.outcome
-    if state.url != source.url:  # the config points somewhere new: forget the old URL's state
-        if state.url:  # every item of the source names its feed's URL: its feeds are republished
-            outcome.changed_categories.update(c.slug for c in source.categories)
-            outcome.changed_tags.update(slugify(tag) for tag in source.tags)
-        state = SourceState(name=source.name, url=source.url, failures=state.failures, categories=state.categories)
+    read_at = state.last_fetch  # the state as read: saved over only if nobody saved another since
+    if state.url != source.url and state.url:  # every item names its feed's URL: its feeds are republished
+        outcome.changed_categories.update(c.slug for c in source.categories)
+        outcome.changed_tags.update(slugify(tag) for tag in source.tags)
     if outcome.result == "ok":
         result = store.store_posts(retrieved.posts, config.categories, now, full_text=source.full_text,
                                    sources=config.source_names,
@@ -220,6 +219,23 @@ def _record(
         outcome.updated += result.updated
         outcome.changed_categories |= result.categories
         outcome.changed_post_ids += result.post_ids
+    new_state = _next_state(state, source, retrieved, now, schedule, categories)
+    if not store.save_source_state(new_state, read_at=read_at):
+        # another process (the daemon beside a `fetch`) saved this source meanwhile: count from its
+        # state (failures, due time), not from the one read before, which would undo its write
+        fresh = _next_state(store.source_state(source.name, counts=False), source, retrieved, now, schedule, categories)
+        store.save_source_state(fresh)
+    return outcome
+
+
+def _next_state(
+    state: SourceState, source: Source, retrieved: Retrieved, now: datetime,
+    schedule: Callable[[int], datetime | None] | None, categories: str,
+) -> SourceState:
+    """`state` (changed in place) after this fetch: result, validators, failures, next due time."""
+    outcome = retrieved.outcome
+    if state.url != source.url:  # the config points somewhere new: forget the old URL's state
+        state = SourceState(name=source.name, url=source.url, failures=state.failures, categories=state.categories)
     if outcome.result != "error":
         state.categories = categories
     state.last_fetch = to_db_time(now)
@@ -245,8 +261,7 @@ def _record(
     if schedule is not None:
         due = schedule(state.failures)
         state.next_due = to_db_time(due) if due else None
-    store.save_source_state(state)
-    return outcome
+    return state
 
 
 INLINE = CpuPool(processes=0)

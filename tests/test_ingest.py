@@ -1095,3 +1095,26 @@ def test_a_renamed_category_moves_a_sources_share_of_a_merged_post(
     (post,) = store.posts(limit=None)
     assert sorted(post.categories) == ["binglei", "jialei"]
     assert store.posts(category="yilei") == [] and [p.id for p in store.posts(category="binglei")] == [post.id]
+
+
+def test_a_fetch_beside_the_daemon_does_not_undo_its_record_of_a_source(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """`fetch` reads every source's state when its pass starts and saved it back whole after each
+    fetch: a poll the daemon recorded in between (its failures, its next due time) was undone."""
+    url = server.add("/down.xml", "", status=500)
+    config = make_config([{"name": "s", "url": url}])
+    (source,) = config.sources
+    store = open_store(config)
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    read = store.source_state("s", counts=False)  # what the pass read when it started
+    daemons = SourceState(name="s", url=url, last_fetch="2026-12-03T09:59:59Z", result="error", error="HTTP 500",
+                          failures=3, next_due="2026-12-03T11:00:00Z")
+    store.save_source_state(daemons)  # the daemon's poll, recorded meanwhile
+    retrieved = retrieve(config, source, read, make_session(), now, INLINE)
+    record(store, config, source, retrieved, now, read)
+    saved = store.source_state("s", counts=False)
+    assert (saved.failures, saved.next_due, saved.last_fetch) == (4, "2026-12-03T11:00:00Z", to_db_time(now))
+    # with nobody writing in between, the state read is the one saved over
+    record(store, config, source, retrieve(config, source, saved, make_session(), now, INLINE), now, saved)
+    assert store.source_state("s", counts=False).failures == 5

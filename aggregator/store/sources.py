@@ -35,6 +35,7 @@ _SAVE_STATE = (
     f"INSERT INTO sources (name, {', '.join(SOURCE_FIELDS)}) VALUES (?, {', '.join('?' * len(SOURCE_FIELDS))}) "
     f"ON CONFLICT(name) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in SOURCE_FIELDS)}"
 )
+_SAVE_STATE_IF_UNCHANGED = _SAVE_STATE + " WHERE sources.last_fetch IS ?"
 _state_values = attrgetter(*SOURCE_FIELDS)
 
 
@@ -87,9 +88,18 @@ class SourceStore(Database):
             for row in self.db.query("SELECT * FROM sources")
         }
 
-    def save_source_state(self, state: SourceState) -> None:
-        """One statement, atomic by itself: no savepoint around it (two statements fewer per poll)."""
-        self.conn.execute(_SAVE_STATE, (state.name, *_state_values(state)))
+    def save_source_state(self, state: SourceState, *, read_at: str | None | bool = False) -> bool:
+        """Save `state`; one statement, atomic by itself (no savepoint: two statements fewer per poll).
+
+        With `read_at` (the `last_fetch` of the state it was computed from) it is saved only if the
+        stored one still has that `last_fetch`: False when another process saved a newer state
+        meanwhile, which the caller then reads again rather than overwrite.
+        """
+        if read_at is False:
+            self.conn.execute(_SAVE_STATE, (state.name, *_state_values(state)))
+            return True
+        cursor = self.conn.execute(_SAVE_STATE_IF_UNCHANGED, (state.name, *_state_values(state), read_at))
+        return cursor.rowcount > 0
 
     def reset_source(self, name: str) -> bool:
         """Clear failures, backoff, validators, redirect and gone state; True if the source was known."""
