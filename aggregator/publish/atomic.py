@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import AggregatorError, PublishError
+from ..processes import is_alive
 
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
@@ -194,19 +195,7 @@ def sweep_temp_files(root: Path, older_than: float = 600.0) -> list[Path]:
         if match is None:
             continue
         with contextlib.suppress(OSError):
-            if not _alive(int(match.group(1))) or path.stat().st_mtime < cutoff:
+            if not is_alive(int(match.group(1))) or path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True

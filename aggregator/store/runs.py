@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from ..processes import is_alive
 from .base import Database, from_db_time, to_db_time
 
 #: a note older than this is abandoned even if its pid is alive again (reused by another process)
@@ -36,7 +37,7 @@ class RunStore(Database):
         abandoned = []
         for run, pid, noted in self.conn.execute("SELECT run, pid, noted FROM unpublished_runs"):
             when = from_db_time(noted)
-            if pid == os.getpid() or not _alive(pid) or when is None or when < too_old:
+            if pid == os.getpid() or not is_alive(pid) or when is None or when < too_old:
                 abandoned.append(run)
         return abandoned
 
@@ -46,13 +47,3 @@ class RunStore(Database):
         if runs:
             with self.transaction() as conn:
                 conn.executemany("DELETE FROM unpublished_runs WHERE run = ?", [(run,) for run in runs])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
