@@ -223,10 +223,7 @@ atexit.register(helper.close)
 
 def main() -> None:
     """The helper process: answer until our process closes its input."""
-    # Ctrl-C in a terminal, or a stop signal sent to the whole process group, is for the daemon,
-    # which stops us (closing our input) once it has finished what it was doing
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is for the daemon, which stops us
     load_phrases_compactly()
     serve(sys.stdin.buffer, sys.stdout.buffer)
 

@@ -20,7 +20,6 @@ _BLOCK_START = re.compile(r"(?=</?(?:p|div|br|li|ul|ol|h[1-6]|tr|td|th|blockquot
 #: embeddings, overrides and isolates (U+202A-E, U+2066-9): in a title, an unclosed right-to-left
 #: override runs on into the date and source name printed after it ("Trojan Source" spoofing).
 #: Marks (U+200E/F) and joiners stay: right-to-left text and emoji sequences need them.
-_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 # what XML 1.0 cannot carry (the feeds drop it at publishing): dropped from stored HTML once, at
 # ingest, so no output (the Jekyll files included) sees a form feed or U+FFFE
@@ -128,7 +127,18 @@ def _unwrap_cdata(fragment: str) -> str:
     """`fragment` with each CDATA section replaced by what it holds. A feed that escapes a CDATA
     section once too often (`&lt;![CDATA[标题]]&gt;`, common in hand-made PHP feeds) hands us one
     inside the HTML, which parsers read as a comment: the title or the whole text was lost."""
-    return _CDATA.sub(r"\1", fragment) if "<![CDATA[" in fragment else fragment
+    start = fragment.find("<![CDATA[")
+    if start < 0:
+        return fragment
+    parts, done = [], 0
+    while start >= 0:  # one pass: a regex's lazy (.*?) rescanned the rest from every unclosed opener
+        end = fragment.find("]]>", start + 9)
+        if end < 0:
+            break
+        parts += [fragment[done:start], fragment[start + 9:end]]
+        done = end + 3
+        start = fragment.find("<![CDATA[", done)
+    return "".join(parts) + fragment[done:]
 
 
 def _lazy_image(tag: re.Match[str]) -> str:

@@ -1,4 +1,4 @@
-"""Imported by the forkserver alone, before it forks any worker: the workers' code, the signals
+"""Imported by the forkserver alone, before it forks any worker: the workers' code, the signal
 they ignore, then gc.freeze().
 
 Each worker is forked from the forkserver and shares its memory page by page until a page is
@@ -19,12 +19,11 @@ import signal
 from . import workers  # noqa: F401 - imported for its side effect: the modules a worker needs
 from .publish import jekyll_jobs  # noqa: F401 - likewise
 
-# Stopping is the owner's business: Ctrl-C reaches the whole process group, and so does a stop
-# signal sent to it (systemd's default KillMode), and a worker killed by it would fail the fetch
-# the daemon is letting finish (recorded as the source's failure) and print a KeyboardInterrupt
-# traceback. The owner ends its workers by closing the pool (SIGKILL for one that does not end).
-# Set here, before the forkserver forks anyone: it keeps them, and so does every worker.
+# Ctrl-C reaches the whole process group: stopping is the owner's business, and a worker killed by
+# it failed the fetch the daemon was letting finish and printed a KeyboardInterrupt traceback. Set
+# here, before the forkserver forks anyone: it keeps it, and so does every worker. SIGTERM is left
+# alone: a broken pool (a worker killed, or stopped at its time limit) ends the others with it, and
+# ignored, they hung `fetch` for ever; under systemd, KillMode=mixed sends it to the daemon only.
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 gc.freeze()

@@ -269,7 +269,7 @@ class CpuPool:
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
-                process.kill()  # workers ignore SIGTERM (worker_preload)
+                process.kill()
                 process.join(2.0)
 
 
