@@ -256,7 +256,7 @@ class CpuPool:
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the workers: queued jobs are dropped, running ones get `timeout` seconds to end,
-        then what is left is killed, so stopping the daemon never waits on a stuck worker."""
+        then what is left is terminated, so stopping the daemon never waits on a stuck worker."""
         with self._lock:
             pool, self._current, self._retired = self._current, None, None
         if pool is None:
@@ -269,7 +269,7 @@ class CpuPool:
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
-                process.kill()
+                process.terminate()
                 process.join(2.0)
 
 

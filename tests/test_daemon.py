@@ -646,9 +646,8 @@ def test_a_build_failing_at_stop_is_not_retried(
     assert sqlite3.connect(tmp_path / "agg.db").execute("SELECT count(*) FROM posts").fetchone() == (1,)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT])
-def test_a_stop_signal_to_the_process_group_lets_the_fetch_in_flight_finish(
-    server: FeedServer, tmp_path: Path, start_daemon: Any, signum: int
+def test_ctrl_c_to_the_process_group_lets_the_fetch_in_flight_finish(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
 ) -> None:
     """Ctrl-C reaches every process of the terminal's group. The worker processes leave stopping
     to the daemon: killed, they failed the fetch it was letting finish (recorded as the source's
@@ -665,7 +664,7 @@ def test_a_stop_signal_to_the_process_group_lets_the_fetch_in_flight_finish(
     asked = len(server.hits("/a.xml"))
     daemon.wait_for(lambda: len(server.hits("/a.xml")) > asked, what="the next poll")
     time.sleep(0.2)
-    os.killpg(daemon.proc.pid, signum)
+    os.killpg(daemon.proc.pid, signal.SIGINT)
     assert daemon.proc.wait(timeout=15) == 0
     log = daemon.log
     assert "Traceback" not in log and "died" not in log, log
