@@ -172,6 +172,7 @@ def test_migration_7_forgets_validators_once_so_every_source_records_its_share(t
     store.store_posts([make_post("甲", 1, categories=["jia", "yi"])], {"jia": "甲"}, NOW)
     store.close()
     with sqlite3.connect(path) as conn:  # back to version 6, as the previous release left it
+        conn.execute("DROP INDEX posts_shared")  # migration 10
         for column in ("categories_by_source", "tags_by_source"):
             conn.execute(f"ALTER TABLE posts DROP COLUMN {column}")
         conn.execute("DROP TABLE source_resets")

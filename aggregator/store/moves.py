@@ -13,7 +13,7 @@ from datetime import datetime
 
 from .base import Database, StoreResult, to_db_time
 from .batch import INSERT_CATEGORY
-from .posts import _share
+from .posts import share_names
 
 
 def moved(categories: list[str], old: list[str], new: list[str]) -> list[str]:
@@ -28,29 +28,34 @@ class MoveStore(Database):
         Posts holding none of `old` (stored before an earlier change was recorded) are left alone.
         Call inside a transaction: the caller records the new categories in the same one."""
         result = StoreResult()
+        columns = "SELECT num, id, date, categories, categories_by_source, source FROM posts"
+        own = self.conn.execute(f"{columns} WHERE source = ?", (source,)).fetchall()
+        # the shares it has in other sources' posts: only merged posts are read (index posts_shared)
         marker = f"%{json.dumps(source, ensure_ascii=False)}%"
-        rows = self.conn.execute(
-            "SELECT num, id, date, categories, categories_by_source, source FROM posts "
-            "WHERE source = ? OR (categories_by_source != '{}' AND categories_by_source LIKE ?)",
-            (source, marker),
+        shared = self.conn.execute(
+            f"{columns} WHERE categories_by_source != '{{}}' AND categories_by_source LIKE ? AND source != ?",
+            (marker, source),
         ).fetchall()
+        rows = own + shared
         stamp = to_db_time(now)
+        changes, category_rows = [], []
         for num, post_id, date, shown, shares, owner in rows:
             shares_by = json.loads(shares)
             mine = shares_by.get(source) if shares_by else (json.loads(shown) if owner == source else None)
             if mine is None or not set(mine) & set(old):
                 continue
             if shares_by:
-                shares, categories = _share(shares, source, moved(mine, old, new), str)
+                shares, categories = share_names(shares, source, moved(mine, old, new), str)
             else:
                 categories = moved(mine, old, new)
-            self.conn.execute(
-                "UPDATE posts SET categories = ?, categories_by_source = ?, updated = ? WHERE num = ?",
-                (json.dumps(categories, ensure_ascii=False), shares, stamp, num),
-            )
-            self.conn.execute("DELETE FROM post_categories WHERE post = ?", (num,))
-            self.conn.executemany(INSERT_CATEGORY, [(slug, num, date) for slug in categories])
+            changes.append((json.dumps(categories, ensure_ascii=False), shares, stamp, num))
+            category_rows += [(slug, num, date) for slug in categories]
             result.updated += 1
             result.post_ids.append(post_id)
             result.categories.update(json.loads(shown), categories)
+        self.conn.executemany(
+            "UPDATE posts SET categories = ?, categories_by_source = ?, updated = ? WHERE num = ?", changes
+        )
+        self.conn.executemany("DELETE FROM post_categories WHERE post = ?", [(change[-1],) for change in changes])
+        self.conn.executemany(INSERT_CATEGORY, category_rows)
         return result

@@ -91,8 +91,10 @@ class PostStore(Database):
                 values["categories_by_source"] = values["tags_by_source"] = "{}"
             elif shared:
                 live, source = known.sources, post.source
-                values["categories_by_source"], categories = _share(row[9], source, post.categories, str, live=live)
-                values["tags_by_source"], tags = _share(row[10], source, post.tags, str.casefold, live=live)
+                values["categories_by_source"], categories = share_names(
+                    row[9], source, post.categories, str, live=live
+                )
+                values["tags_by_source"], tags = share_names(row[10], source, post.tags, str.casefold, live=live)
                 values["categories"] = json.dumps(categories, ensure_ascii=False)
                 values["tags"] = json.dumps(tags, ensure_ascii=False)
             conn.execute(
@@ -119,8 +121,8 @@ class PostStore(Database):
         of the post's (replacing what it gave before: a category renamed in feeds.yaml moves)."""
         num, date, post_id, owner = twin[0], twin[2], twin[6], twin[9]
         live = known.sources
-        categories_by, categories = _share(twin[7], post.source, post.categories, str, owner, twin[4], live)
-        tags_by, tags = _share(twin[8], post.source, post.tags, str.casefold, owner, twin[5], live)
+        categories_by, categories = share_names(twin[7], post.source, post.categories, str, owner, twin[4], live)
+        tags_by, tags = share_names(twin[8], post.source, post.tags, str.casefold, owner, twin[5], live)
         as_json = (json.dumps(categories, ensure_ascii=False), json.dumps(tags, ensure_ascii=False))
         if (*as_json, categories_by, tags_by) == (twin[4], twin[5], twin[7], twin[8]):
             return
@@ -358,7 +360,7 @@ class PostStore(Database):
         return {row[0] for row in self.conn.execute("SELECT id FROM posts")}
 
 
-def _share(
+def share_names(
     stored: str, source: str, names: list[str], key: Callable[[str], str], owner: str = "", shown: str = "[]",
     live: Collection[str] | None = None,
 ) -> tuple[str, list[str]]:
