@@ -1073,6 +1073,33 @@ def again_unchanged(config: Any, store: Any) -> bool:
     return (report.new, report.updated) == (0, 0)
 
 
+def test_a_source_moving_to_https_keeps_the_other_sources_share_of_a_merged_post(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """The same article through two sources, stored once with both sources' categories. The first
+    moving to HTTPS changes the post's link by its scheme only: the same article, so the second
+    source's category stays (it answers 304 and would not give it back)."""
+    def body(scheme: str) -> str:
+        return rss(item(guid=f"{scheme}://site.example.com/story", title="同一篇", date="Mon, 28 Mar 2022 10:00:00 +0800"))
+
+    first = server.add("/a.xml", body("http"), etag='"a1"')
+    second = server.add("/b.xml", rss(item(guid="b-1", link="http://site.example.com/story", title="同一篇",
+                                           date="Mon, 28 Mar 2022 10:00:00 +0800")), etag='"b"')
+    config = make_config([{"name": "甲", "url": first, "category": "甲类"},
+                          {"name": "乙", "url": second, "category": "乙类"}])
+    store = open_store(config)
+    fetch(config, store)
+    (post,) = store.posts(limit=None)
+    assert sorted(post.categories) == ["jialei", "yilei"]
+    server.add("/a.xml", body("https"), etag='"a2"')
+    report = fetch(config, store)
+    assert [o.result for o in report.outcomes] == ["ok", "not-modified"]
+    (moved,) = store.posts(limit=None)
+    assert (moved.id, moved.link) == (post.id, "https://site.example.com/story")
+    assert sorted(moved.categories) == ["jialei", "yilei"]
+    assert [p.id for p in store.posts(category="yilei")] == [post.id]
+
+
 def test_a_renamed_category_moves_a_sources_share_of_a_merged_post(
     server: FeedServer, make_config: Any, open_store: Any
 ) -> None:

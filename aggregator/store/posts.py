@@ -79,15 +79,17 @@ class PostStore(Database):
             values = self._values(post, link_key)
             if not post.dated:
                 values["date"] = old_date
-            if row[7] == "done" and post.link == row[6]:
+            # the same article when the link changed only in scheme or tracking parameters
+            same_article = post.link == row[6] or bool(link_key) and link_key == canonical_link(row[6])
+            if row[7] == "done" and same_article:
                 values["content"] = row[8]  # an edit of the entry keeps the fetched article
-            elif full_text and post.link != row[6]:
+            elif full_text and not same_article:
                 values["article_status"], values["article_tries"] = "pending", 0
             stamp = post.updated if post.updated and to_db_time(post.updated) > (old_updated or "") else now
             values["updated"] = to_db_time(stamp)
             categories, tags = post.categories, post.tags
             shared = row[9] != "{}" or row[10] != "{}"  # other sources' shares: kept, their next fetch may be a 304
-            if shared and post.link != row[6]:  # another article now: the others' shares go
+            if shared and not same_article:  # another article now: the others' shares go
                 values["categories_by_source"] = values["tags_by_source"] = "{}"
             elif shared:
                 live, source = known.sources, post.source
