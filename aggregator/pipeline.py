@@ -204,8 +204,9 @@ def _record(
     outcome = retrieved.outcome
     read_at = state.last_fetch  # the state as read: saved over only if nobody saved another since
     if state.url != source.url and state.url:  # every item names its feed's URL: its feeds are republished
-        outcome.changed_categories.update(c.slug for c in source.categories)
-        outcome.changed_tags.update(slugify(tag) for tag in source.tags)
+        categories_of_posts, tags_of_posts = store.source_slugs(source.name)
+        outcome.changed_categories |= categories_of_posts | {c.slug for c in source.categories}
+        outcome.changed_tags |= tags_of_posts | {slugify(tag) for tag in source.tags}
     if outcome.result == "ok":
         result = store.store_posts(retrieved.posts, config.categories, now, full_text=source.full_text,
                                    sources=config.source_names,

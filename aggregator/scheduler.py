@@ -299,7 +299,7 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
         self.summary[source.name] = (outcome.result, failures, outcome.http_status == 410)
         self.lanes.record(source.name, outcome.result == "error")
         self._observe(source, outcome, time.monotonic() - started, due, moved_to(source, outcome))
-        if outcome.changed_post_ids:
+        if outcome.changed_post_ids or outcome.changed_categories or outcome.changed_tags:  # a new URL: only feeds
             self._queue_publish(outcome)
         if due is not None and not self.stop_event.is_set():
             self._reschedule(source.name, due)

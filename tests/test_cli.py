@@ -386,16 +386,22 @@ def test_a_jekyll_archive_that_cannot_be_written_is_named(server: FeedServer, tm
 
 def test_a_source_given_a_new_url_republishes_the_feeds_that_name_it(server: FeedServer, tmp_path: Path) -> None:
     """Every item names its source's feed URL (RSS <source url>): a new URL with the same entries
-    (nothing new, nothing updated) left the old one in the feeds until something else changed."""
+    (nothing new, nothing updated) left the old one in the feeds until something else changed,
+    and in the feeds of rules' categories and entries' own tags even then."""
     body = fixture("rss20.xml")
     for path in ("/old.xml", "/new.xml"):
         server.add(path, body)
-    write_config(tmp_path, [{"name": "a", "url": server.url("/old.xml"), "category": "财经", "tags": ["新闻"]}])
+    rules = [{"match": "券商", "categories": ["券商"]}]
+    write_config(tmp_path, [{"name": "a", "url": server.url("/old.xml"), "category": "财经", "tags": ["新闻"]}],
+                 rules=rules)
     assert run_cli("fetch", cwd=tmp_path).returncode == 0
-    write_config(tmp_path, [{"name": "a", "url": server.url("/new.xml"), "category": "财经", "tags": ["新闻"]}])
+    write_config(tmp_path, [{"name": "a", "url": server.url("/new.xml"), "category": "财经", "tags": ["新闻"]}],
+                 rules=rules)
     result = run_cli("fetch", cwd=tmp_path)
     assert result.returncode == 0 and "0 new, 0 updated" in result.stdout, result.stdout
-    for feed in ("caijing/feed.xml", "caijing/atom.xml", "caijing/feed.json", "tag/xinwen/feed.xml", "feed.xml"):
+    # the source's category and tag, a rule's category and an entry's own tag (<category>证券</category>)
+    for feed in ("caijing/feed.xml", "caijing/atom.xml", "caijing/feed.json", "tag/xinwen/feed.xml", "feed.xml",
+                 "quanshang/feed.xml", "tag/zhengquan/atom.xml"):
         text = (tmp_path / "public" / feed).read_text(encoding="utf-8")
         assert "/new.xml" in text and "/old.xml" not in text, feed
 

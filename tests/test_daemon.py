@@ -365,6 +365,23 @@ def test_hot_reload_adds_removes_and_survives_invalid_edit(
     assert daemon.stop() == 0
 
 
+def test_a_source_given_a_new_url_is_republished_by_the_daemon(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
+) -> None:
+    """Its items name its feed URL: the new one reaches the served feeds at its next poll, though
+    nothing in the feed changed (no post stored or updated)."""
+    for path in ("/old.xml", "/new.xml"):
+        server.add(path, rss(("a1", "甲一")))
+    path = write_config(tmp_path, [{"name": "甲", "url": server.url("/old.xml"), "interval": "1s"}])
+    daemon = start_daemon()
+    daemon.wait_for(lambda: (r := daemon.get("/jia/feed.xml")) and "/old.xml" in r.text, what="the first feed")
+    path.write_text(path.read_text(encoding="utf-8").replace("/old.xml", "/new.xml"), encoding="utf-8")
+    daemon.wait_for(lambda: len(server.hits("/new.xml")) >= 2, timeout=10, what="polls of the new URL")
+    daemon.wait_for(lambda: "/new.xml" in daemon.get("/jia/feed.xml").text, timeout=10, what="the new URL served")
+    assert "/old.xml" not in daemon.get("/jia/feed.xml").text
+    assert daemon.stop() == 0
+
+
 def test_a_second_daemon_on_the_same_database_is_refused(
     server: FeedServer, tmp_path: Path, start_daemon: Any
 ) -> None:

@@ -22,6 +22,17 @@ def moved(categories: list[str], old: list[str], new: list[str]) -> list[str]:
 
 
 class MoveStore(Database):
+    def source_slugs(self, source: str) -> tuple[set[str], set[str]]:
+        """The category and tag slugs of `source`'s own stored posts: the feeds its items are in,
+        which name its feed URL, so a new URL must republish them (entry tags and rules included)."""
+        categories = {slug for (slug,) in self.conn.execute(
+            "SELECT DISTINCT c.slug FROM posts p JOIN post_categories c ON c.post = p.num WHERE p.source = ?", (source,)
+        )}
+        tags = {slug for (slug,) in self.conn.execute(
+            "SELECT DISTINCT t.slug FROM posts p JOIN post_tags t ON t.post = p.num WHERE p.source = ?", (source,)
+        )}
+        return categories, tags
+
     def move_source_categories(self, source: str, old: list[str], new: list[str], now: datetime) -> StoreResult:
         """Give `source`'s stored posts (and its share of posts merged from several sources) the
         categories `new` in place of `old`; `updated` is set, as for any change of categories.
