@@ -26,7 +26,7 @@ from .memory import release_free_memory
 from .models import FetchResult, Post, SourceOutcome
 from .pass_flow import CommitBatch, Finished
 from .slugs import slugify
-from .store import SourceState, Store, to_db_time
+from .store import SourceState, Store, guarded_values, to_db_time
 from .workers import CpuPool, ParseJob, parse_job, shared_pool
 
 
@@ -202,7 +202,7 @@ def _record(
     schedule: Callable[[int], datetime | None] | None, categories: str, moving: bool,
 ) -> SourceOutcome:
     outcome = retrieved.outcome
-    read_at = state.last_fetch  # the state as read: saved over only if nobody saved another since
+    read_as = guarded_values(state)  # the state as read: saved over only if nobody changed it since
     if state.url != source.url and state.url:  # every item names its feed's URL: its feeds are republished
         categories_of_posts, tags_of_posts = store.source_slugs(source.name)
         outcome.changed_categories |= categories_of_posts | {c.slug for c in source.categories}
@@ -221,9 +221,10 @@ def _record(
         outcome.changed_categories |= result.categories
         outcome.changed_post_ids += result.post_ids
     new_state = _next_state(state, source, retrieved, now, schedule, categories)
-    if not store.save_source_state(new_state, read_at=read_at):
-        # another process (the daemon beside a `fetch`) saved this source meanwhile: count from its
-        # state (failures, due time), not from the one read before, which would undo its write
+    if not store.save_source_state(new_state, read_as=read_as):
+        # another process saved this source meanwhile (the daemon beside a `fetch`, or `sources
+        # reset`): count from its state (failures, due time), not from the one read before, which
+        # would undo its write
         fresh = _next_state(store.source_state(source.name, counts=False), source, retrieved, now, schedule, categories)
         store.save_source_state(fresh)
     return outcome

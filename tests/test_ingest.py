@@ -1145,3 +1145,23 @@ def test_a_fetch_beside_the_daemon_does_not_undo_its_record_of_a_source(
     # with nobody writing in between, the state read is the one saved over
     record(store, config, source, retrieve(config, source, saved, make_session(), now, INLINE), now, saved)
     assert store.source_state("s", counts=False).failures == 5
+
+
+def test_a_sources_reset_during_a_fetch_is_not_undone_by_it(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """`sources reset` (another process) clears failures, backoff and validators but leaves
+    `last_fetch`: the fetch in flight, saving over the state it read, undid the reset."""
+    url = server.add("/down.xml", "", status=500)
+    config = make_config([{"name": "s", "url": url}])
+    (source,) = config.sources
+    store = open_store(config)
+    store.save_source_state(SourceState(name="s", url=url, last_fetch="2026-12-03T09:00:00Z", result="error",
+                                        error="HTTP 500", failures=6, next_due="2026-12-04T09:00:00Z",
+                                        etag='"e1"'))
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    read = store.source_state("s", counts=False)  # what the fetch read when it started
+    assert store.reset_source("s")  # meanwhile
+    record(store, config, source, retrieve(config, source, read, make_session(), now, INLINE), now, read)
+    saved = store.source_state("s", counts=False)
+    assert (saved.failures, saved.etag, saved.last_fetch) == (1, "", to_db_time(now))

@@ -13,11 +13,11 @@ from .base import StoreResult, from_db_time, to_db_time
 from .moves import MoveStore
 from .posts import PostStore
 from .runs import RunStore
-from .sources import SourceState, SourceStore
+from .sources import SourceState, SourceStore, guarded_values
 
 
 class Store(PostStore, SourceStore, ArticleStore, RunStore, MoveStore):
     """One SQLite database. Open it with `Store(path)`; use it from one thread at a time."""
 
 
-__all__ = ["SourceState", "Store", "StoreResult", "from_db_time", "to_db_time"]
+__all__ = ["SourceState", "Store", "StoreResult", "from_db_time", "guarded_values", "to_db_time"]

@@ -35,8 +35,12 @@ _SAVE_STATE = (
     f"INSERT INTO sources (name, {', '.join(SOURCE_FIELDS)}) VALUES (?, {', '.join('?' * len(SOURCE_FIELDS))}) "
     f"ON CONFLICT(name) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in SOURCE_FIELDS)}"
 )
-_SAVE_STATE_IF_UNCHANGED = _SAVE_STATE + " WHERE sources.last_fetch IS ?"
+# what another process may have changed since a state was read: another fetch's record (which
+# sets last_fetch) or a `sources reset` (which clears the rest and leaves last_fetch alone)
+GUARDED_FIELDS = ("last_fetch", "failures", "next_due", "gone", "moved_to", "error", "etag", "last_modified")
+_SAVE_STATE_IF_UNCHANGED = _SAVE_STATE + " WHERE " + " AND ".join(f"sources.{k} IS ?" for k in GUARDED_FIELDS)
 _state_values = attrgetter(*SOURCE_FIELDS)
+guarded_values = attrgetter(*GUARDED_FIELDS)
 
 
 @dataclass
@@ -88,17 +92,18 @@ class SourceStore(Database):
             for row in self.db.query("SELECT * FROM sources")
         }
 
-    def save_source_state(self, state: SourceState, *, read_at: str | None | bool = False) -> bool:
+    def save_source_state(self, state: SourceState, *, read_as: tuple[object, ...] | None = None) -> bool:
         """Save `state`; one statement, atomic by itself (no savepoint: two statements fewer per poll).
 
-        With `read_at` (the `last_fetch` of the state it was computed from) it is saved only if the
-        stored one still has that `last_fetch`: False when another process saved a newer state
-        meanwhile, which the caller then reads again rather than overwrite.
+        With `read_as` (`guarded_values` of the state it was computed from, taken before changing
+        it) it is saved only if the stored state still has those values: False when another process
+        saved a newer state or reset the source meanwhile, which the caller then reads again rather
+        than overwrite.
         """
-        if read_at is False:
+        if read_as is None:
             self.conn.execute(_SAVE_STATE, (state.name, *_state_values(state)))
             return True
-        cursor = self.conn.execute(_SAVE_STATE_IF_UNCHANGED, (state.name, *_state_values(state), read_at))
+        cursor = self.conn.execute(_SAVE_STATE_IF_UNCHANGED, (state.name, *_state_values(state), *read_as))
         return cursor.rowcount > 0
 
     def reset_source(self, name: str) -> bool:
