@@ -296,23 +296,35 @@ class Daemon(PublishingMixin, ArticlesMixin, ReloadMixin):
         self.database_error = ""
         if owed:
             self._queue_articles(source.name)
-        self.summary[source.name] = (outcome.result, failures, outcome.http_status == 410)
-        self.lanes.record(source.name, outcome.result == "error")
-        self._observe(source, outcome, time.monotonic() - started, due, moved_to(source, outcome))
+        # a reload during the fetch may have removed (or disabled) the source: its posts are stored,
+        # but it must not come back in the health summary, the metrics or the schedule
+        polled = self._still_polled(source.name)
+        if polled:
+            self.summary[source.name] = (outcome.result, failures, outcome.http_status == 410)
+            self.lanes.record(source.name, outcome.result == "error")
+        self._observe(source, outcome, time.monotonic() - started, due, moved_to(source, outcome), polled)
         if outcome.changed_post_ids or outcome.changed_categories or outcome.changed_tags:  # a new URL: only feeds
             self._queue_publish(outcome)
-        if due is not None and not self.stop_event.is_set():
+        if due is not None and polled and not self.stop_event.is_set():
             self._reschedule(source.name, due)
 
+    def _still_polled(self, name: str) -> bool:
+        try:
+            return self.config.source(name).enabled
+        except KeyError:
+            return False
+
     def _observe(
-        self, source: Source, outcome: SourceOutcome, seconds: float, due: datetime | None, moved_to: str
+        self, source: Source, outcome: SourceOutcome, seconds: float, due: datetime | None, moved_to: str,
+        polled: bool = True,
     ) -> None:
-        self.metrics.fetches.labels(source.name, outcome.result).inc()
+        if polled:  # labelled by source: not for one a reload has forgotten
+            self.metrics.fetches.labels(source.name, outcome.result).inc()
+            if outcome.result != "error":
+                self.metrics.last_success.labels(source.name).set(time.time())
         self.metrics.fetch_seconds.observe(seconds)
         self.metrics.posts_new.inc(outcome.new)
         self.metrics.posts_updated.inc(outcome.updated)
-        if outcome.result != "error":
-            self.metrics.last_success.labels(source.name).set(time.time())
         extra = {
             "source": source.name,
             "result": outcome.result,

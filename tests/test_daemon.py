@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -707,4 +708,39 @@ def test_a_source_removed_from_feeds_yaml_leaves_the_metrics(
     assert metrics is not None and 'source="乙"' not in metrics.text, metrics.text
     assert 'aggregator_source_last_success_timestamp_seconds{source="甲"}' in metrics.text
     assert 'aggregator_fetches_total{result="ok",source="甲"}' in metrics.text
+    assert daemon.stop() == 0
+
+
+def test_a_source_removed_during_its_poll_does_not_come_back_when_the_poll_ends(
+    server: FeedServer, tmp_path: Path, start_daemon: Any
+) -> None:
+    """The poll in flight ended after the reload had forgotten the source: its metrics were
+    exported again, for good, and it was scheduled once more."""
+    answered = threading.Event()
+
+    def slow_second_poll(request: Any) -> None:
+        if answered.is_set():
+            time.sleep(3)
+        body = rss(("2", "第二条")).encode()
+        request.send_response(200)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+        answered.set()
+
+    first = {"name": "甲", "url": server.add("/a.xml", rss(("1", "第一条"))), "interval": "1h"}
+    second = {"name": "乙", "url": server.add("/b.xml", handler=slow_second_poll), "interval": "1s"}
+    write_config(tmp_path, [first, second])
+    daemon = start_daemon()
+    daemon.wait_for(lambda: len(server.hits("/b.xml")) >= 2, what="the second, slow poll of 乙")
+    write_config(tmp_path, [first])
+    daemon.wait_for(lambda: "reloaded feeds.yaml: 1 sources" in daemon.log, what="the reload")
+    daemon.wait_for(lambda: daemon.log.count("fetch 乙: ok") >= 2, timeout=10, what="the slow poll to end")
+    log = daemon.log
+    assert log.index("reloaded feeds.yaml") < log.index("fetch 乙: ok", log.index("fetch 乙: ok") + 1), log
+    time.sleep(1.5)
+    metrics = daemon.get("/metrics")
+    assert metrics is not None and 'source="乙"' not in metrics.text, metrics.text
+    assert len(server.hits("/b.xml")) == 2
+    assert "乙" not in daemon.status()
     assert daemon.stop() == 0
