@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from .config import Rule, Source
 from .models import Enclosure, ParsedFeed, Post, RawEntry
 from .parse_dates import names_zone
-from .sanitise import absolute_url, excerpt, plain_text, sanitise_html, web_url
+from .sanitise import absolute_url, excerpt, label_text, plain_text, sanitise_html, web_url
 from .search_text import fts_text
 
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -65,7 +65,7 @@ def _dedupe(names: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     result = []
     for name in names:
-        name = plain_text(name)[:100]
+        name = label_text(name)[:100]
         key = name.casefold()
         if name and key not in seen:
             seen.add(key)
@@ -162,7 +162,7 @@ class Normaliser:
             if not summary and text:
                 summary = excerpt(text, SUMMARY_EXCERPT_LENGTH).replace("&", "&amp;").replace("<", "&lt;")
             summary_text = plain_text(summary)
-        title = plain_text(entry.title, entry.title_is_html)
+        title = label_text(entry.title, entry.title_is_html)
         title = title or excerpt(text, TITLE_FALLBACK_LENGTH) or link or "(untitled)"
         if self.source.include and not _matches(self.source.include, [title, summary_text]):
             return None
@@ -188,7 +188,7 @@ class Normaliser:
             date=self._clamp(date, position),
             # with only <updated>, it is also kept: a later edit is then dated by the feed itself
             updated=updated if updated and (updated != date or published is None) else None,
-            author=plain_text(entry.author or feed.author)[:200],
+            author=label_text(entry.author or feed.author)[:200],
             summary=summary,
             content=content,
             categories=list(dict.fromkeys(categories)),

@@ -10,6 +10,7 @@ response URL, which would make it resolve relative guids (`NW2022...` -> `http:/
 from __future__ import annotations
 
 import calendar
+import html
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -165,6 +166,13 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _author(item: Any, atom: bool) -> str:
+    """The author's name as HTML, as titles are read: its name alone (feedparser's `author` glues an
+    e-mail to it, "Alice (a@example.com)"), escaped when Atom, whose <name> is text, not markup."""
+    name = _text((item.get("author_detail") or {}).get("name")) or _text(item.get("author"))
+    return html.escape(name, quote=False) if atom else name
+
+
 def _as_html(value: str, detail: Any, atom: bool) -> str:
     """An entry's summary or content as HTML. Atom says what they are, and a text construct (the
     default) is meant literally: "a&lt;b" is the text a<b, not a tag to drop with what follows.
@@ -216,7 +224,7 @@ def _entry(item: Any, atom: bool) -> RawEntry:
         content=content,
         summary_base=_text((summary_detail or {}).get("base")),
         content_base=content_base,
-        author=_text(item.get("author")),
+        author=_author(item, atom),
         published_raw=_text(item.get("published")),
         published=_as_datetime(item.get("published_parsed")),
         # plain dict access: FeedParserDict.get("updated") falls back to `published` (with a warning)
@@ -279,5 +287,5 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None, encoding: str
         entries=[_entry(item, atom) for item in items],
         warning="; ".join(w for w in (note, warning) if w),
         # Atom's feed author is every entry's without one; RSS's managingEditor is a contact, not that
-        author=_text(feed.get("author")) if atom else "",
+        author=_author(feed, atom) if atom else "",
     )

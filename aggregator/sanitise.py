@@ -51,6 +51,22 @@ _NEVER_DEEPER = {  # void elements, and those whose end tag is optional (HTML's 
     "caption", "rb", "rt", "rp", "rtc",
 }
 _HAS_SCHEME = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*:")
+# HTML's element names (obsolete ones included, <template> not: its content is never shown). In
+# text read as HTML, a "<" that opens none of them, nor a custom element (<my-card>), a prefixed
+# one (<o:p>), a comment or a declaration, is a literal "<": `std::vector<int>`, `Map<K, V>`. The
+# sanitiser would take it for an unknown element and drop the rest of the title with it.
+_HTML_ELEMENTS = (
+    "a abbr acronym address applet area article aside audio b base basefont bdi bdo big blink blockquote body br "
+    "button canvas caption center cite code col colgroup data datalist dd del details dfn dialog dir div dl dt em "
+    "embed fieldset figcaption figure font footer form frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html "
+    "i iframe image img input ins kbd label legend li link main map mark marquee math menu meta meter nav nobr "
+    "noembed noframes noscript object ol optgroup option output p param picture plaintext pre progress q rb rp rt "
+    "rtc ruby s samp script search section select slot small source span strike strong style sub summary sup svg "
+    "table tbody td textarea tfoot th thead time title tr track tt u ul var video wbr xmp"
+)
+_LITERAL_LT = re.compile(
+    r"<(?!/?(?:" + _HTML_ELEMENTS.replace(" ", "|") + r")(?=[\s/>])|/?[A-Za-z][\w.]*[-:]|[!?])", re.IGNORECASE
+)
 _TEXT_ONLY = nh3.Cleaner(tags=set(), clean_content_tags={"script", "style"}, attributes={})
 # lazy-loaded images (WeChat articles, most CMS themes): the picture is in data-src (or
 # data-original...), and src is missing or a data: placeholder that a script would replace
@@ -206,6 +222,15 @@ def plain_text(fragment: str, is_html: bool = True) -> str:
         fragment = _BLOCK_START.sub(" ", fragment)
     text = html.unescape(_TEXT_ONLY.clean(fragment)) if "<" in fragment or "&" in fragment else fragment
     return " ".join(_CONTROL.sub("", text).split())  # runs of whitespace (str.isspace) -> one space
+
+
+def label_text(fragment: str, is_html: bool = True) -> str:
+    """`plain_text` of a title, author or tag as the feed gives it (not sanitised yet): there, a "<"
+    that opens no HTML element is meant literally (`std::vector&lt;int&gt;` in an RSS title). Not
+    for whole bodies: they are sanitised first, and the check costs ~70 us on 2 KB of HTML."""
+    if is_html and "<" in fragment:
+        fragment = _LITERAL_LT.sub("&lt;", fragment)
+    return plain_text(fragment, is_html)
 
 
 def excerpt(text: str, length: int) -> str:

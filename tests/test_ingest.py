@@ -326,6 +326,44 @@ def test_plain_text_titles_keep_every_character(server: FeedServer, make_config:
         "urn:t:1": "\"Fed\" & 'ECB' <raise> rates &amp; more", "urn:t:2": "Bold & html", "r": "RSS bold AT&T"}
 
 
+def test_rss_titles_keep_angle_brackets_that_are_not_html(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    """RSS titles are read as HTML, but `&lt;int&gt;` there is code, not a tag: the sanitiser took it
+    for an unknown element and dropped the rest of the title ("C++ std::vector")."""
+    titles = ["C++ std::vector&lt;int&gt; tips", "Map&lt;String, Integer&gt; in Java", "Use &lt;template&gt; in Vue",
+              "x&lt;y and y&gt;z", "&lt;em&gt;Breaking&lt;/em&gt;: &lt;my-card&gt;cards&lt;/my-card&gt;"]
+    items = "".join(item(f"g{n}", title, f"http://x.example.com/{n}") for n, title in enumerate(titles))
+    config = make_config([{"name": "r", "url": server.add("/r.xml", rss(items))}])
+    store = open_store(config)
+    fetch(config, store)
+    assert sorted(p.title for p in store.posts()) == sorted([
+        "C++ std::vector<int> tips", "Map<String, Integer> in Java", "Use <template> in Vue", "x<y and y>z",
+        "Breaking: cards"])
+    build_site(config, store)
+    channel = feedparser.parse((config.site.output_dir / "feed.xml").read_bytes())
+    assert "C++ std::vector<int> tips" in {e.title for e in channel.entries}
+
+
+def test_authors_are_their_names_kept_whole(server: FeedServer, make_config: Any, open_store: Any) -> None:
+    """An Atom <name> is text ("<Smith>" is part of it); feedparser's `author` glues the e-mail to the
+    name, which then showed in every output as "Alice (a@example.com)"."""
+    def entry(n: int, author: str) -> str:
+        return (f'<entry><id>urn:a:{n}</id><title>t{n}</title><link href="http://x.example.com/{n}"/>'
+                f"<updated>2022-03-28T1{n}:00:00Z</updated><author>{author}</author></entry>")
+
+    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+            '<id>urn:a</id><updated>2022-03-29T00:00:00Z</updated>'
+            + entry(1, '<name>Alice "A" &lt;Smith&gt;</name><email>a@example.com</email>')
+            + entry(2, "<name>Bob &lt;b@x.com&gt; &amp;amp; co</name>") + "</feed>")
+    items = (item("r1", "r1", "http://x.example.com/r1", extra="<author>a@example.com (Alice)</author>")
+             + item("r2", "r2", "http://x.example.com/r2", extra="<author>&lt;b&gt;Carol&lt;/b&gt;</author>"))
+    config = make_config([{"name": "a", "url": server.add("/a.xml", atom, content_type="application/atom+xml")},
+                          {"name": "r", "url": server.add("/r.xml", rss(items))}])
+    store = open_store(config)
+    fetch(config, store)
+    assert {p.guid: p.author for p in store.posts()} == {
+        "urn:a:1": 'Alice "A" <Smith>', "urn:a:2": "Bob <b@x.com> &amp; co", "r1": "Alice", "r2": "Carol"}
+
+
 def test_plain_text_summaries_and_content_keep_every_character(
     server: FeedServer, make_config: Any, open_store: Any
 ) -> None:
