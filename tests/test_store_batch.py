@@ -173,6 +173,7 @@ def test_migration_7_forgets_validators_once_so_every_source_records_its_share(t
     store.close()
     with sqlite3.connect(path) as conn:  # back to version 6, as the previous release left it
         conn.execute("DROP INDEX posts_shared")  # migration 10
+        conn.execute("ALTER TABLE posts DROP COLUMN guid_taken")  # migration 11
         for column in ("categories_by_source", "tags_by_source"):
             conn.execute(f"ALTER TABLE posts DROP COLUMN {column}")
         conn.execute("DROP TABLE source_resets")
@@ -188,6 +189,30 @@ def test_migration_7_forgets_validators_once_so_every_source_records_its_share(t
     store.close()
     store = Store(path)
     assert store.source_state("乙").etag == '"b2"'
+    store.close()
+
+
+def test_migration_11_gives_a_shared_guid_to_the_post_stored_first_for_good(tmp_path: Path) -> None:
+    """Before schema 11 the owner of a guid two sources share was worked out from the posts stored:
+    the upgrade records it, so deleting the first post no longer hands its guid to the second."""
+    path = tmp_path / "db.sqlite"
+    store = Store(path)
+    first, second = make_post("甲", 1, categories=[], guid="1"), make_post("乙", 2, categories=[], guid="1")
+    store.store_posts([first], {}, NOW)
+    store.store_posts([second], {}, NOW)
+    assert store.guid_owners(["1"]) == {"1": first.id}
+    store.close()
+    with sqlite3.connect(path) as conn:  # back to version 10, as the previous release left it
+        conn.execute("ALTER TABLE posts DROP COLUMN guid_taken")
+        conn.execute("PRAGMA user_version = 10")
+    store = Store(path)
+    assert store.guid_owners(["1"]) == {"1": first.id}
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM posts WHERE id = ?", (first.id,))
+    assert store.guid_owners(["1"]) == {"1": ""}  # nobody's: the second post keeps ids of its own
+    third = make_post("丙", 3, categories=[], guid="1")
+    store.store_posts([third], {}, NOW)
+    assert store.guid_owners(["1"]) == {"1": ""}
     store.close()
 
 

@@ -169,9 +169,10 @@ def feed_items(
     """FeedItems of `posts` in their order, with ids unique within the feed and stable across builds.
 
     Two sources may use the same guid (each numbering its entries 1, 2, 3...), and a reader would
-    then drop one entry. `guid_owners` (guid -> the post stored first with it) says who keeps the
-    guid: every later post gets ids from our own post id instead, from its first publication on,
-    whatever else is in the feed's window. Without it, the first of a feed to use a guid keeps it.
+    then drop one entry. `guid_owners` (guid -> the post stored first with it, "" when that one is
+    gone) says who keeps the guid: every later post gets ids from our own post id instead, from its
+    first publication on, whatever else is in the feed's window, and after the first post is
+    deleted. Without it, the first of a feed to use a guid keeps it.
     """
     items: list[FeedItem] = []
     guids: set[str] = set()

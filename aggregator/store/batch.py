@@ -83,6 +83,12 @@ class Known:
             ):
                 if row[1] != wanted[row[0]] and row[0] not in self.twins:
                     self.twins[row[0]] = tuple(row[2:])
+        # the guids of new posts that stored posts have already (schema 11: guid_taken)
+        self.guids_taken: set[str] = set()
+        guids = list({p.guid for p in posts if p.guid and p.id not in self.rows})
+        for chunk in chunks(guids, self.CHUNK):
+            query = f"SELECT guid FROM posts WHERE guid IN ({', '.join('?' * len(chunk))})"
+            self.guids_taken.update(row[0] for row in conn.execute(query, chunk))
 
     def twin(self, post: Post, link_key: str) -> tuple[Any, ...] | None:
         """The stored post (from another source) with the same link, if any."""

@@ -61,6 +61,8 @@ class PostStore(Database):
             return
         if row is None:
             values = self._values(post, link_key)
+            values["guid_taken"] = int(bool(post.guid) and post.guid in known.guids_taken)
+            known.guids_taken.add(post.guid)
             status = "pending" if full_text and post.link else ""
             num = known.new.add(values, status, to_db_time(now))
             result.new += 1
@@ -347,14 +349,16 @@ class PostStore(Database):
         return found
 
     def guid_owners(self, guids: Iterable[str]) -> dict[str, str]:
-        """guid -> id of the post stored first with it, for these guids (an index look-up each)."""
+        """guid -> id of the post that has it (stored when no other post had it), or "" when that
+        post is gone and the guid is nobody's: the later posts keep the ids they were given."""
         owners = {}
         for guid in {g for g in guids if g}:
             row = self.conn.execute(
-                "SELECT id FROM posts WHERE guid = ? AND guid != '' ORDER BY num LIMIT 1", (guid,)
+                "SELECT id, guid_taken FROM posts WHERE guid = ? AND guid != '' ORDER BY guid_taken, num LIMIT 1",
+                (guid,),
             ).fetchone()
             if row:
-                owners[guid] = row[0]
+                owners[guid] = "" if row[1] else row[0]
         return owners
 
     def post_ids(self) -> set[str]:

@@ -124,4 +124,15 @@ MIGRATIONS = [
     """
     CREATE INDEX posts_shared ON posts(num) WHERE categories_by_source != '{}';
     """,
+    # 11: whether a post's guid was another post's when it was stored (two sources numbering their
+    # entries 1, 2, 3...): the feeds give such a post ids of its own for good. Worked out from the
+    # posts stored (the first with a guid has it), it moved to the next post when retention deleted
+    # the first, and readers saw that post again as new
+    """
+    ALTER TABLE posts ADD COLUMN guid_taken INTEGER NOT NULL DEFAULT 0;
+    UPDATE posts SET guid_taken = 1 WHERE guid != '' AND EXISTS (
+        SELECT 1 FROM posts AS earlier
+        WHERE earlier.guid = posts.guid AND earlier.guid != '' AND earlier.num < posts.num
+    );
+    """,
 ]
