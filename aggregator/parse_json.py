@@ -83,11 +83,15 @@ def _escape(text: str) -> str:
 
 def text_as_html(text: str, paragraphs: bool = True) -> str:
     """Plain text (JSON Feed's content_text, an Atom text construct) as the HTML a post's body is:
-    escaped, so that "#include <stdio.h>" stays text, and in paragraphs at blank lines unless told
-    not to (an Atom text construct keeps the form it was always stored in)."""
+    escaped, so that "#include <stdio.h>" stays text, and in paragraphs at blank lines, with a line
+    break at every other line end, unless told not to (an Atom text construct keeps the form it was
+    always stored in)."""
     if not paragraphs:
         return _escape(text)
-    return f"<p>{_escape(text)}</p>".replace("\n\n", "</p><p>") if text.strip() else ""
+    if not text.strip():
+        return ""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return f"<p>{_escape(text)}</p>".replace("\n\n", "</p><p>").replace("\n", "<br>")
 
 
 def parse_json_feed(body: bytes) -> ParsedFeed:

@@ -191,7 +191,7 @@ def test_json_feed_sources(server: FeedServer, make_config: Any, open_store: Any
                     {"url": "https://json.example.com/a.mp3", "mime_type": "audio/mpeg", "size_in_bytes": 42}
                 ],
             },
-            {"id": 2, "url": "/2", "content_text": "纯文本内容\n\n第二段", "date_published": "2022-03-28 10:00:00"},
+            {"id": 2, "url": "/2", "content_text": "纯文本内容\n\n第二段\r\n第二行 <b>", "date_published": "2022-03-28 10:00:00"},
         ],
     }
     feed10 = {
@@ -226,8 +226,8 @@ def test_json_feed_sources(server: FeedServer, make_config: Any, open_store: Any
     assert first.author == "记者甲" and first.tags == ["券商", "市场"]
     assert first.enclosures[0].url == "https://json.example.com/a.mp3" and first.enclosures[0].length == 42
     second = by_guid["2"]
-    assert second.link == "https://json.example.com/2" and second.title == "纯文本内容 第二段"
-    assert second.content == "<p>纯文本内容</p><p>第二段</p>"
+    assert second.link == "https://json.example.com/2" and second.title == "纯文本内容 第二段 第二行 <b>"
+    assert second.content == "<p>纯文本内容</p><p>第二段<br>第二行 &lt;b&gt;</p>"  # a line end is a line break
     assert second.date.isoformat() == "2022-03-28T02:00:00+00:00"  # zone-less: read in Asia/Shanghai
     assert by_guid["o1"].author == "作者乙"
 
