@@ -170,6 +170,10 @@ def test_no_liquid_survives_in_the_body_or_the_link(tmp_path: Path) -> None:
         ('<a href="https://x.example.com/">read\n\nmore</a>', '<div><a href="https://x.example.com/">read\n\nmore</a></div>'),
         ("<img src=\"https://x.example.com/i.png\"><pre>x\n\ny</pre>", "<div><img src=\"https://x.example.com/i.png\"><pre>x\n\ny</pre></div>"),
         ("<details><summary>s</summary>\n\nbody</details>", "<details><summary>s</summary>\n\nbody</details>"),
+        # pretty-printed (a full-text article): the indented lines after the first block were a code block
+        ("<p>a</p>\n    <p>b</p>\n\t<p>c</p>", "<div><p>a</p>\n    <p>b</p>\n\t<p>c</p></div>"),
+        ("<h1>t</h1>\n  \t<p>b</p>", "<div><h1>t</h1>\n  \t<p>b</p></div>"),
+        ("<p>a</p>\n <p>b</p>\n   <p>c</p>", "<p>a</p>\n <p>b</p>\n   <p>c</p>"),  # the seed's one-space lines
     ],
 )
 def test_body_text_is_inside_html_blocks_so_kramdown_leaves_it(tmp_path: Path, content: str, body: str) -> None:

@@ -205,17 +205,23 @@ _BLOCK_TAG = re.compile(
 )
 
 
+# a line indented as Markdown's code blocks are: four spaces or a tab (after a line end)
+_CODE_INDENT = re.compile(r"\n(?: {4}|\t| {0,3}\t)")
+
+
 def _in_block(html: str) -> str:
     """The body inside HTML block elements, which kramdown passes through untouched.
 
     Text outside any block is Markdown to kramdown: a plain-text summary with `_underscores_` or a
-    `|` came out as emphasis or a table, a line starting with `#` as a heading. A body that starts
-    with a block element (the usual `<p>...`, and the old site's posts) is left as it is; plain
-    text becomes a paragraph per blank line; anything else is wrapped whole in a `<div>`, which
-    kramdown reads to its end tag, blank lines and all.
+    `|` came out as emphasis or a table, a line starting with `#` as a heading, and a line indented
+    by four spaces (pretty-printed HTML: full-text articles, many CMS feeds) as a code block that
+    showed the article's tags. A body that starts with a block element (the usual `<p>...`, and the
+    old site's posts, whose lines start with one space) and has no such indented line is left as it
+    is; plain text becomes a paragraph per blank line; anything else is wrapped whole in a `<div>`,
+    which kramdown reads to its end tag, blank lines and all.
     """
     text = html.strip()
-    if not text or _BLOCK_TAG.match(text):
+    if not text or _BLOCK_TAG.match(text) and not _CODE_INDENT.search(text):
         return html
     if "<" not in text:
         return "".join(f"<p>{part.strip()}</p>" for part in re.split(r"\n\s*\n", text) if part.strip())
