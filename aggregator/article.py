@@ -9,8 +9,11 @@ by a CSS selection for sites where it guesses wrong.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
+from html import unescape
+from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 from lxml import etree
@@ -18,36 +21,60 @@ from lxml import etree
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _GB_FAMILY = {"gb2312", "gbk", "gb18030", "x-gbk", "cp936", "euc-cn", "csgb2312"}
+_BASE_HREF = re.compile(r"""<base\s[^>]*?\bhref\s*=\s*["']?([^"'>]+)""", re.IGNORECASE)
 _WRAPPER = re.compile(r"^\s*<html>\s*<body>\s*|\s*</body>\s*</html>\s*$")
 MIN_TEXT = 1  # characters of text an extraction must hold to count
 
 logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
 
-def page_encoding(body: bytes, content_type: str) -> str:
-    """The page's charset: the HTTP header, else a <meta> tag, else UTF-8; GB family read as gb18030."""
-    match = _HEADER_CHARSET.search(content_type or "")
-    name = match.group(1) if match else ""
-    if not name:
-        meta = _META_CHARSET.search(body[:8192])
-        name = meta.group(1).decode("ascii", "ignore") if meta else "utf-8"
-    name = name.lower()
+def _codec(name: str) -> str:
+    """Python's codec for a declared charset name ('' when unknown); GB family read as gb18030."""
+    name = name.strip().lower()
     if name in _GB_FAMILY:
         return "gb18030"
     try:
-        "".encode(name)
+        return codecs.lookup(name).name
     except LookupError:
-        return "utf-8"
-    return name
+        return ""
 
 
-def decode_page(body: bytes, content_type: str) -> str:
-    """The page as text; a charset Python knows but cannot read a page with (`idna`, `punycode`)
-    is read as UTF-8 rather than failing."""
+def declared_charsets(body: bytes, content_type: str) -> list[str]:
+    """The page's charsets as declared: the HTTP header's, then its <meta> tag's."""
+    header = _HEADER_CHARSET.search(content_type or "")
+    meta = _META_CHARSET.search(body[:8192])
+    names = [header.group(1) if header else "", meta.group(1).decode("ascii", "ignore") if meta else ""]
+    return [codec for codec in map(_codec, names) if codec]
+
+
+def decode_page(body: bytes, content_type: str, forced: str = "") -> str:
+    """The page as text: in the source's `encoding:` when set; else as UTF-8 when the bytes are UTF-8
+    (a site moved to UTF-8 keeps its old <meta charset=gb2312>); else in the first declared charset
+    that reads the bytes (a GBK page served as UTF-8 by a proxy, with the right <meta>); else
+    gb18030, then windows-1252, as an undeclared page most likely is. Never fails: bytes nothing
+    reads become U+FFFD in the first declared charset."""
+    declared = declared_charsets(body, content_type)
+    candidates = [_codec(forced) or "utf-8"] if forced else ["utf-8", *declared, "gb18030", "cp1252"]
+    for codec in candidates:
+        try:
+            return body.decode(codec)
+        except (UnicodeError, LookupError):  # also a codec Python has but pages cannot use (idna)
+            continue
     try:
-        return body.decode(page_encoding(body, content_type), errors="replace")
+        return body.decode(candidates[0] if forced else (declared or ["utf-8"])[0], errors="replace")
     except (UnicodeError, LookupError):
         return body.decode("utf-8", errors="replace")
+
+
+def page_base(page: str, url: str) -> str:
+    """What relative links on the page resolve against: its <base href> (itself relative to the
+    page's URL), as a browser does, else the page's URL."""
+    match = _BASE_HREF.search(page, 0, 65536)  # in <head>, near the start
+    if match:
+        base = urljoin(url, unescape(match.group(1).strip()))
+        if urlsplit(base).scheme in ("http", "https"):
+            return base
+    return url
 
 
 def _select(page: str, selector: str) -> str:

@@ -67,7 +67,8 @@ def fetch_article(
                 session, link, limits=limits, headers=dict(source.headers) if own_host else None,
                 user_agent=source.user_agent, verify=source.verify_tls,
             )
-        job = (response.body or b"", response.headers.get("content-type", ""), response.url, source.full_text_selector)
+        content_type = response.headers.get("content-type", "")
+        job = (response.body or b"", content_type, response.url, source.full_text_selector, source.encoding)
         article.content = cpu.run(extract_job, *job) if cpu is not None else extract_job(*job)
     except FetchError as exc:
         article.error = str(exc)

@@ -74,6 +74,11 @@ _IMG_TAG = re.compile(r"<img\b[^<>]*>", re.IGNORECASE)
 _VALUE = r"""\s*=\s*("[^"]*"|'[^']*'|[^\s"'<>=`]+)"""
 _LAZY_SRC = re.compile(r"\sdata-(?:src|original|lazy-src|actualsrc)" + _VALUE, re.IGNORECASE)
 _SRC = re.compile(r"\ssrc" + _VALUE, re.IGNORECASE)
+# the picture a lazy-loading script replaces (jQuery lazyload's grey.gif, WordPress's blank.gif...)
+_PLACEHOLDER = re.compile(
+    r"(?:^|[/_-])(?:blank|grey|gray|loading|lazy|placeholder|spacer|pixel|transparent|default)[\w-]*\.(?:gif|png|svg|jpe?g)(?:$|[?#])",
+    re.IGNORECASE,
+)
 _LAZY_HINT = re.compile(r"\sdata-", re.IGNORECASE)
 
 
@@ -130,8 +135,7 @@ def sanitise_html(fragment: str, base: str = "") -> str:
     if _too_deep(fragment):
         return html.escape(_flat_text(fragment), quote=False)
     fragment = _unwrap_cdata(_NOT_XML.sub("", fragment))
-    if _LAZY_HINT.search(fragment):
-        fragment = _IMG_TAG.sub(_lazy_image, fragment)
+    fragment = unlazy_images(fragment)
     try:
         cleaned = _CLEANER.clean(fragment).strip()
     except (ValueError, TypeError):
@@ -157,6 +161,12 @@ def _unwrap_cdata(fragment: str) -> str:
     return "".join(parts) + fragment[done:]
 
 
+def unlazy_images(fragment: str) -> str:
+    """`fragment` with each lazy-loaded picture moved to its <img>'s src (see `_lazy_image`); also
+    run on a whole page before its article is extracted, which keeps src and drops data-*."""
+    return _IMG_TAG.sub(_lazy_image, fragment) if _LAZY_HINT.search(fragment) else fragment
+
+
 def _lazy_image(tag: re.Match[str]) -> str:
     """An <img> whose picture is only in a lazy-loading attribute, with it moved to src: a feed
     reader runs no script, and the sanitiser drops data-* and data: URLs, leaving a bare <img>."""
@@ -166,7 +176,7 @@ def _lazy_image(tag: re.Match[str]) -> str:
         return text
     src = _SRC.search(text)
     value = src[1].strip("\"' ") if src is not None else ""
-    if value and not value.lower().startswith("data:"):
+    if value and not value.lower().startswith("data:") and not _PLACEHOLDER.search(value):
         return text  # a real picture already
     if src is not None:
         text = text[: src.start()] + text[src.end() :]

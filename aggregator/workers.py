@@ -27,13 +27,13 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from . import forkserver
-from .article import decode_page, extract_article
+from .article import decode_page, extract_article, page_base
 from .config import Rule, Source
 from .errors import AggregatorError
 from .models import Post
 from .normalise import Normaliser
 from .parse import parse_feed
-from .sanitise import sanitise_html
+from .sanitise import sanitise_html, unlazy_images
 
 T = TypeVar("T")
 
@@ -72,10 +72,11 @@ def parse_job(job: ParseJob) -> ParseResult:
     return ParseResult(posts, "; ".join(w for w in (feed.warning, note) if w)[:500])
 
 
-def extract_job(body: bytes, content_type: str, url: str, selector: str) -> str:
-    """The sanitised article HTML of a page ('' when nothing was found)."""
-    html = extract_article(decode_page(body, content_type), selector)
-    return sanitise_html(html, url) if html else ""
+def extract_job(body: bytes, content_type: str, url: str, selector: str, encoding: str = "") -> str:
+    """The sanitised article HTML of a page ('' when nothing was found); `encoding` is the source's."""
+    page = decode_page(body, content_type, encoding)
+    html = extract_article(unlazy_images(page), selector)
+    return sanitise_html(html, page_base(page, url)) if html else ""
 
 
 class WorkerDied(AggregatorError):

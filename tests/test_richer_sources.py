@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from aggregator.article import decode_page
 from aggregator.pipeline import fetch_sources
 
 from .conftest import fixture, run_cli, write_config
@@ -96,6 +98,46 @@ def test_gbk_article_page_decodes_from_meta_charset(server: FeedServer, make_con
     store = open_store(config)
     fetch_sources(config, store)
     assert "朱镕基曾说" in store.posts()[0].content
+
+
+def test_article_pages_decode_as_browsers_read_them_and_resolve_against_base_href(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """A GBK page served as UTF-8 (its <meta> right), a GBK page declaring nothing and a UTF-8
+    page keeping its old <meta charset=gb2312> were stored as mojibake or U+FFFD and marked done.
+    A <base href> moves what relative links mean; a lazy-loading placeholder is not the picture."""
+    page = article("镕字标题", charset="gbk")
+    server.add("/feed.xml", teaser_feed(server, [("h1", "错标"), ("h2", "无标"), ("h3", "旧标")]))
+    server.add("/news/h1.html", page, content_type="text/html; charset=utf-8")
+    server.add("/news/h2.html", page.replace(b'<meta charset="gbk">', b""), content_type="text/html")
+    moved = article("镕字标题").replace(b'<meta charset="utf-8">', b'<meta charset="gb2312">')
+    moved = moved.replace(b"<title>", b'<base href="/cdn/x/"><title>').replace(
+        b'<img src="img/chart.png"', b'<img class="lazy" src="/static/images/grey.gif" data-original="../img/chart.png"')
+    server.add("/news/h3.html", moved, content_type="text/html")
+    config = make_config([{"name": "s", "url": server.url("/feed.xml"), "full_text": True}])
+    store = open_store(config)
+    fetch_sources(config, store)
+    contents = {p.guid: p.content for p in store.posts()}
+    for guid in ("h1", "h2", "h3"):
+        assert "朱镕基曾说" in contents[guid] and "\ufffd" not in contents[guid], (guid, contents[guid][:200])
+    assert f'<img src="{server.url("/cdn/img/chart.png")}"' in contents["h3"], contents["h3"]
+    assert f'href="{server.url("/cdn/x/more.html")}"' in contents["h3"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "forced", "text"),
+    [
+        ("<p>券商</p>".encode("gbk"), "text/html; charset=utf-8", "", "<p>券商</p>"),  # wrong header, no meta
+        ('<meta charset="gb2312"><p>券商</p>'.encode(), "text/html", "", '<meta charset="gb2312"><p>券商</p>'),
+        ("<p>券商</p>".encode("gbk"), "text/html", "gbk", "<p>券商</p>"),
+        ("<p>券商</p>".encode(), "text/html", "gb18030", "<p>" + "券商".encode().decode("gb18030") + "</p>"),  # told
+        ("<p>café</p>".encode("cp1252"), "text/html; charset=windows-1252", "", "<p>café</p>"),
+        (b"<p>caf\xe9 </p>", "text/html", "", "<p>caf\xe9 </p>"),  # declares nothing and is not GBK either
+        (b"<p>\xff\xfe</p>", "text/html; charset=idna", "", "<p>\xff\xfe</p>"),  # no codec for pages: next one
+    ],
+)
+def test_decode_page(body: bytes, content_type: str, forced: str, text: str) -> None:
+    assert decode_page(body, content_type, forced) == text
 
 
 def test_failing_article_falls_back_is_recorded_retried_then_left_alone(server: FeedServer, tmp_path: Path) -> None:
