@@ -140,6 +140,24 @@ def test_decode_page(body: bytes, content_type: str, forced: str, text: str) -> 
     assert decode_page(body, content_type, forced) == text
 
 
+def test_full_text_turned_on_fetches_the_articles_of_entries_still_in_the_feed(
+    server: FeedServer, make_config: Any, open_store: Any
+) -> None:
+    """Users turn full_text on after a first run: the posts stored without it stayed teasers."""
+    server.add("/feed.xml", teaser_feed(server, [("t1", "镕字标题"), ("t2", "第二篇")]))
+    for guid in ("t1", "t2"):
+        server.add(f"/news/{guid}.html", article("镕字标题"), content_type="text/html; charset=utf-8")
+    store = open_store(make_config([{"name": "s", "url": server.url("/feed.xml")}]))
+    fetch_sources(make_config([{"name": "s", "url": server.url("/feed.xml")}]), store)
+    assert not server.hits("/news/t1.html")
+    config = make_config([{"name": "s", "url": server.url("/feed.xml"), "full_text": True}])
+    report = fetch_sources(config, store)
+    assert report.outcomes[0].articles_ok == 2 and report.updated == 2
+    assert all("朱镕基曾说" in p.content for p in store.posts())
+    again = fetch_sources(config, store)
+    assert (again.outcomes[0].articles_ok, len(server.hits("/news/t1.html"))) == (0, 1)
+
+
 def test_failing_article_falls_back_is_recorded_retried_then_left_alone(server: FeedServer, tmp_path: Path) -> None:
     server.add("/feed.xml", teaser_feed(server, [("e1", "出错的文章")]), etag='"1"')
     server.add("/news/e1.html", b"oops", status=500)

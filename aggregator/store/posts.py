@@ -76,6 +76,9 @@ class PostStore(Database):
         else:
             num, old_hash, old_date, old_updated = row[0], row[1], row[2], row[3]
             if old_hash == post.content_hash:
+                if full_text and post.link and not row[7]:  # full_text turned on since it was stored
+                    conn.execute("UPDATE posts SET article_status = 'pending', article_tries = 0 "
+                                 "WHERE num = ? AND article_status = ''", (num,))
                 return
             known.new.flush(conn)  # the row may be one of this batch's, not written yet
             values = self._values(post, link_key)
