@@ -150,6 +150,8 @@ def source_table_row(row: dict[str, Any], zone: tzinfo, config_name: str = "feed
         row["last_error"] = f"{row['last_error']} ({move})" if row["last_error"] else move
     elif not row["last_error"] and row["warning"]:
         row["last_error"] = f"warning: {row['warning']}"
+    if not row["last_error"] and row.get("article_error"):  # the feed is fine, its articles are not
+        row["last_error"] = f"article: {row['article_error']}"
     return row
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,9 @@ def test_failing_article_falls_back_is_recorded_retried_then_left_alone(server: 
     assert rows[0]["content"] == "摘要：出错的文章"
     listed = json.loads(run_cli("sources", "list", "--format", "json", cwd=tmp_path).stdout)
     assert "HTTP 500" in listed[0]["article_error"]
+    for command in (("sources", "list"), ("status",)):  # the tables show it too, where errors are
+        table = run_cli(*command, cwd=tmp_path, env={"COLUMNS": "400"}).stdout
+        assert re.search(r"article: \S+/news/e1\.html: HTTP 500", table), table
     for _ in range(4):
         run_cli("fetch", cwd=tmp_path)
     assert len(server.hits("/news/e1.html")) == 3  # first try + full_text_retries, then left alone
