@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.cookiejar
+import http.cookies
 import os
 import socket
 import threading
@@ -22,7 +23,7 @@ from urllib.request import getproxies
 import requests
 import urllib3
 from requests.structures import CaseInsensitiveDict
-from urllib3 import BaseHTTPResponse
+from urllib3 import BaseHTTPResponse, HTTPHeaderDict
 
 from . import __version__
 from .deadline import DeadlineAdapter, fetch_deadline
@@ -238,6 +239,24 @@ def send_get(
     return answer.raw, answer.url
 
 
+def _keep_cookies(
+    cookies: dict[tuple[str, str, int | None], dict[str, str]], url: str, response: BaseHTTPResponse
+) -> None:
+    """The cookies a redirect sets, for the rest of this one fetch's chain and only for the origin
+    that set them: a cookie check (a 302 to the same page with Set-Cookie) passes, as in a browser.
+    Nothing is kept once the fetch ends; at most 20 cookies of 4 KB in all per origin."""
+    headers = response.headers
+    values = headers.getlist("set-cookie") if isinstance(headers, HTTPHeaderDict) else []
+    for value in values:
+        parsed: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+        with contextlib.suppress(http.cookies.CookieError):
+            parsed.load(value)
+        jar = cookies.setdefault(origin_of(url), {})
+        for name, morsel in parsed.items():
+            if len(jar) < 20 and sum(len(k) + len(v) for k, v in jar.items()) + len(name) + len(morsel.value) < 4096:
+                jar[name] = morsel.value
+
+
 def origin_of(url: str) -> tuple[str, str, int | None]:
     """Scheme, host and port: where a source's own headers (a token) may be sent. Another port of
     the same host is another server, and https to http would send them in clear."""
@@ -285,10 +304,13 @@ def _fetch_url(
     origin: tuple[str, str, int | None] | None = None  # worked out at the first redirect
     permanent, current = True, url
     leading, moved_for_good = True, ""  # the first redirects, while all are permanent, and where they end
+    cookies: dict[tuple[str, str, int | None], dict[str, str]] = {}  # set by this chain's redirects
     for _hop in range(MAX_REDIRECTS + 1):
         request_headers = {"User-Agent": user_agent} if user_agent else {}
         if current == url or may_carry_headers(origin := origin or origin_of(url), origin_of(current)):
             request_headers.update(headers or {})
+        if cookies and (jar := cookies.get(origin_of(current))):
+            request_headers.setdefault("Cookie", "; ".join(f"{name}={value}" for name, value in jar.items()))
         if etag:
             request_headers["If-None-Match"] = etag
         if last_modified:
@@ -308,6 +330,7 @@ def _fetch_url(
             break
         permanent = permanent and response.status in PERMANENT
         leading = leading and response.status in PERMANENT
+        _keep_cookies(cookies, current, response)
         response.close()
         try:
             target = urljoin(current, response.headers.get("Location", ""))

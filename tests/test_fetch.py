@@ -341,6 +341,42 @@ def test_a_header_named_in_another_case_is_sent_once(server: FeedServer) -> None
     assert seen == [["second/2"], ["third/3"]]
 
 
+def test_a_cookie_wall_redirect_is_passed_and_its_cookie_goes_nowhere_else(server: FeedServer) -> None:
+    """A page that sets a cookie and redirects to itself (a CMS's cookie check) looped to "more than
+    10 redirects" for good. The cookie is sent back within that one fetch, to its own origin only."""
+    def cookie_wall(request: Any) -> None:
+        if "sid=ok" in (request.headers.get("Cookie") or ""):
+            body = b"<p>the article</p>"
+            request.send_response(200)
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+            return
+        request.send_response(302)
+        request.send_header("Location", request.path)
+        request.send_header("Set-Cookie", "sid=ok; Path=/; HttpOnly")
+        request.send_header("Set-Cookie", "theme=dark")
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+
+    session = make_session()
+    url = server.add("/wall.html", handler=cookie_wall)
+    assert fetch_url(session, url).body == b"<p>the article</p>"
+    assert [r.headers.get("cookie") for r in server.hits("/wall.html")] == [None, "sid=ok; theme=dark"]
+    other = FeedServer()  # another origin (port): the cookie is not for it
+    other.start()
+    try:
+        target = other.add("/elsewhere.xml", "<rss/>")
+        server.redirect("/bounce.html", target, status=302)
+        server.routes["/bounce.html"].headers["Set-Cookie"] = "sid=ok"
+        fetch_url(session, server.url("/bounce.html"))
+        assert [r.headers.get("cookie") for r in other.hits("/elsewhere.xml")] == [None]
+    finally:
+        other.stop()
+    fetch_url(session, server.url("/bounce.html"))  # a new fetch starts with no cookie
+    assert [r.headers.get("cookie") for r in server.hits("/bounce.html")] == [None, None]
+
+
 def test_a_body_cut_short_says_how_it_broke(server: FeedServer) -> None:
     def short_body(request: Any) -> None:
         request.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
