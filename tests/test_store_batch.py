@@ -4,6 +4,7 @@ earlier one (an edit, the same article from another source) must still land on i
 from __future__ import annotations
 
 import dataclasses
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,3 +259,30 @@ def test_runs_that_never_published_are_abandoned_once_their_process_is_gone(tmp_
     assert sorted(store.abandoned_runs()) == sorted([ours, "gone", "stale"])
     store.forget_runs([ours, "gone"])
     assert [r[0] for r in store.conn.execute("SELECT run FROM unpublished_runs ORDER BY run")] == ["running", "stale"]
+
+
+def test_storing_fetching_and_moving_never_reads_every_post(tmp_path: Path) -> None:
+    """Every statement the ingest path runs uses an index on posts: a plan that scans the table
+    costs each fetch the size of the database (a missing `guid != ''` on a partial index did)."""
+    store = Store(tmp_path / "db.sqlite")
+    store.store_posts([make_post(f"s{i % 3}", i, categories=["jia"], tags=["新闻"]) for i in range(30)], {}, NOW)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    batch = [make_post("s0", i, categories=["jia"], title="changed") for i in range(0, 40, 3)]
+    batch.append(make_post("s1", 100, categories=["jia"], guid="https://articles.example.com/s0/3"))
+    store.store_posts(batch, {}, NOW, full_text=True, sources=["s0", "s1", "s2"])
+    with store.transaction():
+        store.move_source_categories("s0", ["jia"], ["yi"], NOW)
+        store.source_slugs("s1")
+    store.save_source_state(SourceState(name="s0"), read_as=("", 0, None, 0, "", "", "", ""))
+    store.guid_owners(["https://articles.example.com/s0/3"])
+    store.conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().split(None, 1)[0].upper() in ("SELECT", "UPDATE", "DELETE", "INSERT")]
+    assert len(reads) > 10
+    scans = []
+    for statement in reads:
+        for row in store.conn.execute("EXPLAIN QUERY PLAN " + statement):
+            # the only scan allowed: the partial index of merged posts (those of several sources)
+            if re.match(r"SCAN posts\b(?!_)", row[3]) and "USING INDEX posts_shared" not in row[3]:
+                scans.append((statement[:160], row[3]))
+    assert not scans, scans

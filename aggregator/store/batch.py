@@ -87,7 +87,8 @@ class Known:
         self.guids_taken: set[str] = set()
         guids = list({p.guid for p in posts if p.guid and p.id not in self.rows})
         for chunk in chunks(guids, self.CHUNK):
-            query = f"SELECT guid FROM posts WHERE guid IN ({', '.join('?' * len(chunk))})"
+            # guid != '': the index on guid (posts_guid) is partial, and without it this read every post
+            query = f"SELECT guid FROM posts WHERE guid IN ({', '.join('?' * len(chunk))}) AND guid != ''"
             self.guids_taken.update(row[0] for row in conn.execute(query, chunk))
 
     def twin(self, post: Post, link_key: str) -> tuple[Any, ...] | None:
