@@ -59,11 +59,13 @@ _HTML_ELEMENTS = (
     "a abbr acronym address applet area article aside audio b base basefont bdi bdo big blink blockquote body br "
     "button canvas caption center cite code col colgroup data datalist dd del details dfn dialog dir div dl dt em "
     "embed fieldset figcaption figure font footer form frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html "
-    "i iframe image img input ins kbd label legend li link main map mark marquee math menu meta meter nav nobr "
+    "i iframe image img input ins kbd label legend li link listing main map mark marquee math menu meta meter nav nobr "
     "noembed noframes noscript object ol optgroup option output p param picture plaintext pre progress q rb rp rt "
     "rtc ruby s samp script search section select slot small source span strike strong style sub summary sup svg "
     "table tbody td textarea tfoot th thead time title tr track tt u ul var video wbr xmp"
 )
+_FOREIGN_START = re.compile(r"<(?:math|svg)(?=[\s/>])", re.IGNORECASE)
+_FOREIGN_END = re.compile(r"</(?:math|svg)\s*>", re.IGNORECASE)
 _LITERAL_LT = re.compile(
     r"<(?!/?(?:" + _HTML_ELEMENTS.replace(" ", "|") + r")(?=[\s/>])|/?[A-Za-z][\w.]*[-:]|[!?])", re.IGNORECASE
 )
@@ -239,8 +241,22 @@ def label_text(fragment: str, is_html: bool = True) -> str:
     that opens no HTML element is meant literally (`std::vector&lt;int&gt;` in an RSS title). Not
     for whole bodies: they are sanitised first, and the check costs ~70 us on 2 KB of HTML."""
     if is_html and "<" in fragment:
-        fragment = _LITERAL_LT.sub("&lt;", fragment)
+        fragment = _escape_literal_lt(fragment)
     return plain_text(fragment, is_html)
+
+
+def _escape_literal_lt(fragment: str) -> str:
+    """`_LITERAL_LT` applied outside <math> and <svg> elements, whose children (<mi>, <path>) are
+    markup too. One pass: each search starts where the last element ended (an unclosed one runs to
+    the end), so a title of a thousand unclosed "<math" costs no more than one."""
+    parts, start = [], 0
+    while (opened := _FOREIGN_START.search(fragment, start)) is not None:
+        closed = _FOREIGN_END.search(fragment, opened.end())
+        end = closed.end() if closed else len(fragment)
+        parts += [_LITERAL_LT.sub("&lt;", fragment[start : opened.start()]), fragment[opened.start() : end]]
+        start = end
+    parts.append(_LITERAL_LT.sub("&lt;", fragment[start:]))
+    return "".join(parts)
 
 
 def excerpt(text: str, length: int) -> str:

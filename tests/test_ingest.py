@@ -330,14 +330,18 @@ def test_rss_titles_keep_angle_brackets_that_are_not_html(server: FeedServer, ma
     """RSS titles are read as HTML, but `&lt;int&gt;` there is code, not a tag: the sanitiser took it
     for an unknown element and dropped the rest of the title ("C++ std::vector")."""
     titles = ["C++ std::vector&lt;int&gt; tips", "Map&lt;String, Integer&gt; in Java", "Use &lt;template&gt; in Vue",
-              "x&lt;y and y&gt;z", "&lt;em&gt;Breaking&lt;/em&gt;: &lt;my-card&gt;cards&lt;/my-card&gt;"]
+              "x&lt;y and y&gt;z", "&lt;em&gt;Breaking&lt;/em&gt;: &lt;my-card&gt;cards&lt;/my-card&gt;",
+              # MathML and SVG children (<mi>, <path>) are markup too: dropped as they always were
+              "Spin waves in &lt;math display=\"inline\"&gt;&lt;mrow&gt;&lt;msub&gt;&lt;mi&gt;CrI&lt;/mi&gt;"
+              "&lt;/msub&gt;&lt;/mrow&gt;&lt;/math&gt; monolayers",
+              "Icon &lt;SVG&gt;&lt;path d=\"M0 0\"/&gt;&lt;/SVG&gt; title"]
     items = "".join(item(f"g{n}", title, f"http://x.example.com/{n}") for n, title in enumerate(titles))
     config = make_config([{"name": "r", "url": server.add("/r.xml", rss(items))}])
     store = open_store(config)
     fetch(config, store)
     assert sorted(p.title for p in store.posts()) == sorted([
         "C++ std::vector<int> tips", "Map<String, Integer> in Java", "Use <template> in Vue", "x<y and y>z",
-        "Breaking: cards"])
+        "Breaking: cards", "Spin waves in monolayers", "Icon title"])
     build_site(config, store)
     channel = feedparser.parse((config.site.output_dir / "feed.xml").read_bytes())
     assert "C++ std::vector<int> tips" in {e.title for e in channel.entries}
