@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +78,9 @@ def _entry(item: dict[str, Any]) -> RawEntry:
     )
 
 
+_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")  # a paragraph break: lines with nothing but spaces
+
+
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -90,8 +94,9 @@ def text_as_html(text: str, paragraphs: bool = True) -> str:
         return _escape(text)
     if not text.strip():
         return ""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return f"<p>{_escape(text)}</p>".replace("\n\n", "</p><p>").replace("\n", "<br>")
+    paragraphs = _BLANK_LINES.split(text.replace("\r\n", "\n").replace("\r", "\n"))
+    lines = (_escape(part.strip("\n")).replace("\n", "<br>") for part in paragraphs if part.strip())
+    return "".join(f"<p>{line}</p>" for line in lines)
 
 
 def parse_json_feed(body: bytes) -> ParsedFeed:

@@ -255,7 +255,7 @@ def test_json_feed_sources(server: FeedServer, make_config: Any, open_store: Any
                     {"url": "https://json.example.com/a.mp3", "mime_type": "audio/mpeg", "size_in_bytes": 42}
                 ],
             },
-            {"id": 2, "url": "/2", "content_text": "纯文本内容\n\n第二段\r\n第二行 <b>", "date_published": "2022-03-28 10:00:00"},
+            {"id": 2, "url": "/2", "content_text": "纯文本内容\n \n\n第二段\r\n第二行 <b>\n", "date_published": "2022-03-28 10:00:00"},
         ],
     }
     feed10 = {
