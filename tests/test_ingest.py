@@ -53,10 +53,20 @@ def fetch(config: Any, store: Any, **kwargs: Any) -> Any:
     return fetch_sources(config, store, **kwargs)
 
 
+def atom_document(entries: str, feed_attributes: str = "") -> str:
+    return (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"{feed_attributes}>'
+            f"<title>t</title><id>urn:t</id><updated>2022-03-29T00:00:00Z</updated>{entries}</feed>")
+
+
+def atom_entry(n: int, inner: str) -> str:
+    """Entry urn:t:N (a link, updated 2022-03-28 1N:00Z) with `inner` (its title, author...)."""
+    return (f'<entry><id>urn:t:{n}</id>{inner}<link href="http://x.example.com/{n}"/>'
+            f"<updated>2022-03-28T1{n}:00:00Z</updated></entry>")
+
+
 def atom_posts(server: FeedServer, make_config: Any, open_store: Any, entries: str, feed_attributes: str = "") -> Any:
     """Serve an Atom feed of `entries`, fetch it as one source, and return its posts by guid."""
-    document = (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"{feed_attributes}>'
-                f"<title>t</title><id>urn:t</id><updated>2022-03-29T00:00:00Z</updated>{entries}</feed>")
+    document = atom_document(entries, feed_attributes)
     config = make_config([{"name": "a", "url": server.add("/atom.xml", document, content_type="application/atom+xml")}])
     store = open_store(config)
     fetch(config, store)
@@ -309,14 +319,9 @@ def test_dates_that_move_do_not_move_the_post(server: FeedServer, make_config: A
 def test_plain_text_titles_keep_every_character(server: FeedServer, make_config: Any, open_store: Any) -> None:
     """An Atom title of type="text" is text: `<raise>` and `&amp;` are meant literally. Atom HTML
     titles and RSS titles (which say nothing and often carry escaped HTML) lose their tags."""
-    def entry(n: int, title: str) -> str:
-        return (f'<entry><id>urn:t:{n}</id>{title}<link href="http://x.example.com/{n}"/>'
-                f"<updated>2022-03-28T1{n}:00:00Z</updated></entry>")
-
-    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
-            '<id>urn:t</id><updated>2022-03-29T00:00:00Z</updated>'
-            + entry(1, "<title type=\"text\">\"Fed\" &amp; 'ECB' &lt;raise&gt; rates &amp;amp; more</title>")
-            + entry(2, '<title type="html">&lt;b&gt;Bold&lt;/b&gt; &amp;amp; html</title>') + "</feed>")
+    atom = atom_document(
+        atom_entry(1, "<title type=\"text\">\"Fed\" &amp; 'ECB' &lt;raise&gt; rates &amp;amp; more</title>")
+        + atom_entry(2, '<title type="html">&lt;b&gt;Bold&lt;/b&gt; &amp;amp; html</title>'))
     items = item("r", "&lt;script&gt;x&lt;/script&gt;RSS &lt;b&gt;bold&lt;/b&gt; AT&amp;amp;T", "http://x.example.com/r")
     config = make_config([{"name": "a", "url": server.add("/t.xml", atom, content_type="application/atom+xml")},
                           {"name": "r", "url": server.add("/r.xml", rss(items))}])
@@ -350,14 +355,9 @@ def test_rss_titles_keep_angle_brackets_that_are_not_html(server: FeedServer, ma
 def test_authors_are_their_names_kept_whole(server: FeedServer, make_config: Any, open_store: Any) -> None:
     """An Atom <name> is text ("<Smith>" is part of it); feedparser's `author` glues the e-mail to the
     name, which then showed in every output as "Alice (a@example.com)"."""
-    def entry(n: int, author: str) -> str:
-        return (f'<entry><id>urn:a:{n}</id><title>t{n}</title><link href="http://x.example.com/{n}"/>'
-                f"<updated>2022-03-28T1{n}:00:00Z</updated><author>{author}</author></entry>")
-
-    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
-            '<id>urn:a</id><updated>2022-03-29T00:00:00Z</updated>'
-            + entry(1, '<name>Alice "A" &lt;Smith&gt;</name><email>a@example.com</email>')
-            + entry(2, "<name>Bob &lt;b@x.com&gt; &amp;amp; co</name>") + "</feed>")
+    atom = atom_document(
+        atom_entry(1, '<title>t1</title><author><name>Alice "A" &lt;Smith&gt;</name><email>a@example.com</email></author>')
+        + atom_entry(2, "<title>t2</title><author><name>Bob &lt;b@x.com&gt; &amp;amp; co</name></author>"))
     items = (item("r1", "r1", "http://x.example.com/r1", extra="<author>a@example.com (Alice)</author>")
              + item("r2", "r2", "http://x.example.com/r2", extra="<author>&lt;b&gt;Carol&lt;/b&gt;</author>"))
     config = make_config([{"name": "a", "url": server.add("/a.xml", atom, content_type="application/atom+xml")},
@@ -365,7 +365,7 @@ def test_authors_are_their_names_kept_whole(server: FeedServer, make_config: Any
     store = open_store(config)
     fetch(config, store)
     assert {p.guid: p.author for p in store.posts()} == {
-        "urn:a:1": 'Alice "A" <Smith>', "urn:a:2": "Bob <b@x.com> &amp; co", "r1": "Alice", "r2": "Carol"}
+        "urn:t:1": 'Alice "A" <Smith>', "urn:t:2": "Bob <b@x.com> &amp; co", "r1": "Alice", "r2": "Carol"}
 
 
 def test_plain_text_summaries_and_content_keep_every_character(
