@@ -39,6 +39,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import HTTPResponse
 
 from .addresses import vet_reused, vetted_connection
+from .curl_get import AVAILABLE as CURL_AVAILABLE
+from .curl_get import CurlClient
 
 _thread_deadline = threading.local()
 
@@ -167,6 +169,14 @@ def merge_headers(*layers: Any) -> dict[str, str]:
     return merged
 
 
+def checked_headers(defaults: Any, headers: dict[str, str]) -> dict[str, str]:
+    """`headers` over `defaults` (`merge_headers`), each checked as requests checks a header: a
+    value that would split the request (a line end in a source's token) is refused."""
+    for header in headers.items():
+        check_header_validity(header)
+    return merge_headers(defaults, headers)
+
+
 class DeadlineAdapter(HTTPAdapter):
     """requests' adapter whose connections honour the thread's fetch deadline while waiting for
     headers, directly and through an HTTP proxy (a SOCKS proxy's pools are its own: there only the
@@ -185,9 +195,16 @@ class DeadlineAdapter(HTTPAdapter):
     #: URLs whose way is remembered (a daemon's sources and their redirects); past this, start over
     MAX_TARGETS = 4096
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, use_curl: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._targets: dict[tuple[str, Any, Any], tuple[Any, Any, str, str]] = {}
+        #: where a plain GET goes when it may (`fetch.send_get`): libcurl, if pycurl is installed
+        self.curl = CurlClient(keep=kwargs.get("pool_maxsize", 16)) if use_curl and CURL_AVAILABLE else None
+
+    def close(self) -> None:
+        super().close()
+        if self.curl is not None:
+            self.curl.close()
 
     def open_get(
         self, url: str, headers: dict[str, str], defaults: Any, timeout: float, verify: bool | str, cert: Any,
@@ -197,8 +214,7 @@ class DeadlineAdapter(HTTPAdapter):
         on every call and the `Response` wrapper. Returns the answer and the URL as requests
         writes it (IDNA host, quoted path). Errors are requests' (a bad URL or header) or
         urllib3's (the connection, the answer)."""
-        for header in headers.items():
-            check_header_validity(header)
+        merged = checked_headers(defaults, headers)
         key = (url, verify, cert)
         target = self._targets.get(key)
         if target is None:
@@ -209,7 +225,6 @@ class DeadlineAdapter(HTTPAdapter):
                 self._targets.clear()
             target = self._targets[key] = (host, pool_kwargs, request.path_url or "/", request.url or url)
         host, pool_kwargs, path, prepared = target
-        merged = merge_headers(defaults, headers)
         pool = self.poolmanager.connection_from_host(**host, pool_kwargs=pool_kwargs)
         self.cert_verify(pool, url, verify, cert)  # as send does: the CA bundle must still be there
         response = pool.urlopen(

@@ -26,9 +26,11 @@ from requests.structures import CaseInsensitiveDict
 from urllib3 import BaseHTTPResponse, HTTPHeaderDict
 
 from . import __version__
-from .deadline import DeadlineAdapter, fetch_deadline
+from .addresses import allowed_kinds
+from .curl_get import CurlAnswer, CurlClient, CurlHeaders, written_url
+from .deadline import DeadlineAdapter, checked_headers, fetch_deadline
 from .errors import FetchError
-from .fetch_errors import TRANSPORT_ERRORS, broken_body, reason, timed_out
+from .fetch_errors import TRANSPORT_ERRORS, broken_body, past_deadline, reason, timed_out
 from .models import FetchResult
 
 # verify_tls: false is warned about once by `check` and at start, not on every request
@@ -97,15 +99,16 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def make_session(pool_size: int = 16) -> requests.Session:
-    """A Session with a connection pool big enough for our workers and our User-Agent."""
+def make_session(pool_size: int = 16, use_curl: bool = True) -> requests.Session:
+    """A Session with a connection pool big enough for our workers and our User-Agent; its plain
+    GETs go through libcurl unless `use_curl` is false (`send_get`)."""
     session = requests.Session()
     session.trust_env = environment_matters()
     bundle = _ca_bundle_from_environment()
     if bundle and not session.trust_env:
         session.verify = bundle  # as requests would have, read once
     session.cookies.set_policy(_NoCookies())
-    adapter = DeadlineAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    adapter = DeadlineAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0, use_curl=use_curl)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers.update(
@@ -169,10 +172,12 @@ class _Watchdog:
 
 
 def _past_deadline(what: str, limits: FetchLimits) -> FetchError:
-    return FetchError(f"{what} within the {limits.deadline:g} s deadline")
+    return past_deadline(what, limits.deadline)
 
 
-def _read_body(response: BaseHTTPResponse, limits: FetchLimits, started: float) -> bytes:
+def _read_body(response: BaseHTTPResponse | CurlAnswer, limits: FetchLimits, started: float) -> bytes:
+    if isinstance(response, CurlAnswer):  # read already, within the deadline and the cap
+        return response.body
     remaining = limits.deadline - (time.monotonic() - started)
     if remaining <= 0:
         raise _past_deadline("no complete response", limits)
@@ -206,28 +211,33 @@ def _read_body(response: BaseHTTPResponse, limits: FetchLimits, started: float) 
 
 
 def send_get(
-    session: requests.Session, url: str, headers: dict[str, str], timeout: float, verify: bool
-) -> tuple[BaseHTTPResponse, str]:
-    """One GET of `url` with `headers` on top of the session's, body not read, no redirect followed;
-    the answer is urllib3's response, whichever way it went, with the URL as requests writes it
-    (IDNA host, quoted path: what is stored and shown as where a feed ended up).
+    session: requests.Session, url: str, headers: dict[str, str], limits: FetchLimits, verify: bool, started: float,
+) -> tuple[BaseHTTPResponse | CurlAnswer, str]:
+    """One GET of `url` with `headers` on top of the session's, no redirect followed; the answer
+    (urllib3's response with the body still to read, or libcurl's with a 2xx body read), with the
+    URL as requests writes it (IDNA host, quoted path: what is stored and shown as where a feed
+    ended up).
 
     When the environment matters (`session.trust_env`: proxies, a netrc file) this is `session.get`,
-    which reads it. Otherwise the GET goes straight to the session's transport adapter: we follow
-    redirects ourselves and keep no cookies from one feed to the next, so what `Session.request`
-    adds (merging settings, cookie jars, hooks, redirect bookkeeping) buys nothing, and our adapter
+    which reads it. Otherwise the GET goes to libcurl (`aggregator.curl_get`: a fifth of the CPU of
+    the way below), unless the thread checks addresses (article fetches) or the session has a
+    client certificate; those go straight to the session's transport adapter: we follow redirects
+    ourselves and keep no cookies from one feed to the next, so what `Session.request` adds
+    (merging settings, cookie jars, hooks, redirect bookkeeping) buys nothing, and our adapter
     (`DeadlineAdapter.open_get`) also skips what requests would work out again for a URL it has
-    seen: together two fifths of the CPU of a 304. A CA bundle matters only to https: for http, not
-    naming it spares requests a stat of it per request.
+    seen. A CA bundle matters only to https: for http, not naming it spares a stat per request.
     """
     tls = url[:6].lower() == "https:"
     check = (session.verify if tls and session.verify is not None else True) if verify else False
+    timeout = limits.timeout
     if session.trust_env or session.proxies:
         answer = session.get(url, headers=headers, timeout=(timeout, timeout), stream=True, allow_redirects=False,
                              verify=check)
         return answer.raw, answer.url
     adapter = session.get_adapter(url)
     if isinstance(adapter, DeadlineAdapter):
+        if adapter.curl is not None and session.cert is None and allowed_kinds() is None:
+            return _curl_get(adapter.curl, session, url, headers, limits, check, started)
         return adapter.open_get(url, headers, session.headers, timeout, check, session.cert)
     merged = CaseInsensitiveDict(session.headers)  # a session made elsewhere, with its own adapter
     merged.update(headers)
@@ -235,18 +245,30 @@ def send_get(
     request.prepare_method("GET")
     request.prepare_url(url, None)
     request.prepare_headers(merged)
-    answer = adapter.send(request, stream=True, timeout=(timeout, timeout), verify=check, cert=session.cert)
-    return answer.raw, answer.url
+    sent = adapter.send(request, stream=True, timeout=(timeout, timeout), verify=check, cert=session.cert)
+    return sent.raw, sent.url
+
+
+def _curl_get(
+    curl: CurlClient, session: requests.Session, url: str, headers: dict[str, str], limits: FetchLimits,
+    verify: bool | str, started: float,
+) -> tuple[CurlAnswer, str]:
+    written = written_url(url)
+    left = limits.deadline - (time.monotonic() - started)
+    if left <= 0:
+        raise _past_deadline("no complete response", limits)
+    merged = checked_headers(session.headers, headers)
+    return curl.get(written, merged, limits.timeout, left, verify, limits.max_body, limits.deadline), written
 
 
 def _keep_cookies(
-    cookies: dict[tuple[str, str, int | None], dict[str, str]], url: str, response: BaseHTTPResponse
+    cookies: dict[tuple[str, str, int | None], dict[str, str]], url: str, response: BaseHTTPResponse | CurlAnswer
 ) -> None:
     """The cookies a redirect sets, for the rest of this one fetch's chain and only for the origin
     that set them: a cookie check (a 302 to the same page with Set-Cookie) passes, as in a browser.
     Nothing is kept once the fetch ends; at most 20 cookies of 4 KB in all per origin."""
     headers = response.headers
-    values = headers.getlist("set-cookie") if isinstance(headers, HTTPHeaderDict) else []
+    values = headers.getlist("set-cookie") if isinstance(headers, HTTPHeaderDict | CurlHeaders) else []
     for value in values:
         parsed: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
         with contextlib.suppress(http.cookies.CookieError):
@@ -316,7 +338,7 @@ def _fetch_url(
         if last_modified:
             request_headers["If-Modified-Since"] = last_modified
         try:
-            response, written = send_get(session, current, request_headers, limits.timeout, verify)
+            response, written = send_get(session, current, request_headers, limits, verify, started)
         except TRANSPORT_ERRORS as exc:
             if time.monotonic() - started >= limits.deadline:  # the watcher cut a server still sending headers
                 raise _past_deadline("no complete response", limits) from None
@@ -333,9 +355,9 @@ def _fetch_url(
         _keep_cookies(cookies, current, response)
         response.close()
         try:
-            target = urljoin(current, response.headers.get("Location", ""))
+            target = urljoin(current, response.headers.get("location", ""))
         except ValueError:  # e.g. "http://[::1/x": not a URL
-            raise FetchError(f"redirect to an invalid URL: {response.headers.get('Location', '')[:200]!r}") from None
+            raise FetchError(f"redirect to an invalid URL: {response.headers.get('location', '')[:200]!r}") from None
         if urlsplit(target).scheme not in ("http", "https"):
             raise FetchError(f"redirect to a non-http(s) URL refused: {target[:200]}")
         current = target
@@ -355,7 +377,7 @@ def _fetch_url(
         response.close()
         return _result(response, written, None, moved and permanent, started, moved_for_good)
     if not 200 <= status < 300:
-        retry = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
+        retry = parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
         response.close()
         raise FetchError(f"HTTP {status} {response.reason or ''}".strip(), status=status, retry_after=retry)
     body = _read_body(response, limits, started)
@@ -363,7 +385,8 @@ def _fetch_url(
 
 
 def _result(
-    response: BaseHTTPResponse, url: str, body: bytes | None, permanent: bool, started: float, moved_to: str,
+    response: BaseHTTPResponse | CurlAnswer, url: str, body: bytes | None, permanent: bool, started: float,
+    moved_to: str,
 ) -> FetchResult:
     return FetchResult(
         status=response.status,

@@ -10,6 +10,7 @@ import requests
 import urllib3
 
 from .addresses import AddressRefused
+from .errors import FetchError
 
 #: what a GET may raise below us: requests' errors (the URL, a proxy), urllib3's (the connection, the
 #: answer), the operating system's (a CA bundle gone since start) and the standard library's (a URL
@@ -54,6 +55,11 @@ def _connect_timed_out(exc: BaseException) -> bool:
     reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
     return isinstance(reason, urllib3.exceptions.ConnectTimeoutError) and not isinstance(
         reason, urllib3.exceptions.NewConnectionError)
+
+
+def past_deadline(what: str, seconds: float) -> FetchError:
+    """`what` did not come within the fetch's total deadline of `seconds`."""
+    return FetchError(f"{what} within the {seconds:g} s deadline")
 
 
 def reason(exc: BaseException) -> str:
