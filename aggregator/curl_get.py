@@ -269,7 +269,7 @@ def _failure(code: int, message: str, reading: _Reading, handle: pycurl.Curl, ti
     if code == pycurl.E_PARTIAL_FILE:
         remaining = _REMAINING.search(message)
         if remaining:
-            got = int(handle.getinfo(pycurl.SIZE_DOWNLOAD))
+            got = handle.getinfo(pycurl.SIZE_DOWNLOAD_T)
             return FetchError(f"connection broke while reading: Connection broken: IncompleteRead({got} bytes read, "
                               f"{remaining.group(1)} more expected)")
         return FetchError(f"connection broke while reading: {message[:200]}")

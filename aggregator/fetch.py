@@ -1,8 +1,10 @@
 """HTTP retrieval of feeds: one pooled session, conditional GET, a body cap and a total deadline.
 
-requests' `timeout` bounds the connect and each socket read, not the whole download, so a server
-dripping a byte a second would never time out. A watchdog timer therefore shuts the socket down
-when the total deadline passes, which makes the blocked read fail at once.
+A plain GET goes through libcurl (`aggregator.curl_get`), which enforces the deadline itself; the
+rest through requests (`send_get` says which). requests' `timeout` bounds the connect and each
+socket read, not the whole download, so a server dripping a byte a second would never time out:
+a watchdog timer shuts the socket down when the total deadline passes, which makes the blocked
+read fail at once (`aggregator.deadline` does the same for the wait for the headers).
 """
 
 from __future__ import annotations

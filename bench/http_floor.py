@@ -6,7 +6,9 @@ The warm scenario is 1,000 sources answering 304, and its target (5x faster than
 run) leaves ~0.45-0.5 s on this machine for everything. This prints what the HTTP alone costs, so
 that the target can be judged against its floor rather than guessed at:
 
-* `fetch_url`: our own code path (requests, through `aggregator.fetch.fetch_url`);
+* `fetch_url`: our own code path (`aggregator.fetch.fetch_url`: libcurl, through pycurl);
+* `fetch_url-requests`: the same with requests underneath (`make_session(use_curl=False)`: the way
+  article fetches and proxied GETs go, and every GET before libcurl);
 * `adapter`: requests' transport adapter with each request prepared once, beforehand;
 * `urllib3`: urllib3's connection pool called directly (what requests runs on);
 * `http.client`: the standard library's connection, one per thread, reused.
@@ -48,14 +50,18 @@ def _conditional(validators: Validators, url: str) -> dict[str, str]:
     return {"If-None-Match": etag, "If-Modified-Since": modified}
 
 
-def client_fetch_url(base: str, validators: Validators, threads: int) -> Get:
-    session = make_session(pool_size=max(threads, 4))
+def client_fetch_url(base: str, validators: Validators, threads: int, use_curl: bool = True) -> Get:
+    session = make_session(pool_size=max(threads, 4), use_curl=use_curl)
 
     def get(url: str) -> int:
         etag, modified = validators[url]
         return fetch_url(session, url, etag=etag, last_modified=modified).status
 
     return get
+
+
+def client_fetch_url_requests(base: str, validators: Validators, threads: int) -> Get:
+    return client_fetch_url(base, validators, threads, use_curl=False)
 
 
 def client_adapter(base: str, validators: Validators, threads: int) -> Get:
@@ -110,7 +116,8 @@ def client_http_client(base: str, validators: Validators, threads: int) -> Get:
 
 
 CLIENTS: dict[str, Callable[[str, Validators, int], Get]] = {
-    "fetch_url": client_fetch_url, "adapter": client_adapter, "urllib3": client_urllib3,
+    "fetch_url": client_fetch_url, "fetch_url-requests": client_fetch_url_requests, "adapter": client_adapter,
+    "urllib3": client_urllib3,
     "http.client": client_http_client,
 }
 
