@@ -173,16 +173,12 @@ class _Watchdog:
         self._timer.cancel()
 
 
-def _past_deadline(what: str, limits: FetchLimits) -> FetchError:
-    return past_deadline(what, limits.deadline)
-
-
 def _read_body(response: BaseHTTPResponse | CurlAnswer, limits: FetchLimits, started: float) -> bytes:
     if isinstance(response, CurlAnswer):  # read already, within the deadline and the cap
         return response.body
     remaining = limits.deadline - (time.monotonic() - started)
     if remaining <= 0:
-        raise _past_deadline("no complete response", limits)
+        raise past_deadline("no complete response", limits.deadline)
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limits.max_body and "Content-Encoding" not in response.headers:
         response.close()
@@ -197,10 +193,10 @@ def _read_body(response: BaseHTTPResponse | CurlAnswer, limits: FetchLimits, sta
                 raise FetchError(f"body is over the {limits.max_body:,}-byte cap; download stopped")
             chunks.append(chunk)
             if watchdog.fired or time.monotonic() - started > limits.deadline:
-                raise _past_deadline("download not finished", limits)
+                raise past_deadline("download not finished", limits.deadline)
     except TRANSPORT_ERRORS as exc:
         if watchdog.fired:
-            raise _past_deadline("download not finished", limits) from None
+            raise past_deadline("download not finished", limits.deadline) from None
         if timed_out(exc):
             raise FetchError("read timed out while downloading the body") from None
         raise FetchError(f"connection broke while reading: {broken_body(exc)}") from None
@@ -208,7 +204,7 @@ def _read_body(response: BaseHTTPResponse | CurlAnswer, limits: FetchLimits, sta
         watchdog.cancel()
         response.close()
     if watchdog.fired:
-        raise _past_deadline("download not finished", limits)
+        raise past_deadline("download not finished", limits.deadline)
     return b"".join(chunks)
 
 
@@ -258,7 +254,7 @@ def _curl_get(
     written = written_url(url)
     left = limits.deadline - (time.monotonic() - started)
     if left <= 0:
-        raise _past_deadline("no complete response", limits)
+        raise past_deadline("no complete response", limits.deadline)
     merged = checked_headers(session.headers, headers)
     return curl.get(written, merged, limits.timeout, left, verify, limits.max_body, limits.deadline), written
 
@@ -343,11 +339,11 @@ def _fetch_url(
             response, written = send_get(session, current, request_headers, limits, verify, started)
         except TRANSPORT_ERRORS as exc:
             if time.monotonic() - started >= limits.deadline:  # the watcher cut a server still sending headers
-                raise _past_deadline("no complete response", limits) from None
+                raise past_deadline("no complete response", limits.deadline) from None
             raise FetchError(reason(exc)) from None
         if time.monotonic() - started > limits.deadline:  # headers cut short by the watcher read as complete
             response.close()
-            raise _past_deadline("no complete response", limits)
+            raise past_deadline("no complete response", limits.deadline)
         if leading and current != url:
             moved_for_good = written
         if response.status not in REDIRECTS or "location" not in response.headers:
@@ -364,7 +360,7 @@ def _fetch_url(
             raise FetchError(f"redirect to a non-http(s) URL refused: {target[:200]}")
         current = target
         if time.monotonic() - started > limits.deadline:
-            raise _past_deadline("no complete response", limits)
+            raise past_deadline("no complete response", limits.deadline)
     else:
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
     moved = current != url
