@@ -30,7 +30,7 @@ import requests
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from .errors import FetchError
-from .fetch_errors import past_deadline
+from .fetch_errors import declared_over_cap, past_deadline
 
 try:
     import pycurl
@@ -90,20 +90,25 @@ class _Reading:
     lines: list[bytes] = field(default_factory=list)  # raw header lines, every response of the exchange
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
-    started: bool = False  # the body began (so the headers were complete)
+    response: tuple[tuple[int, str], CurlHeaders] | None = None  # parsed when the body began
     skipped: bool = False  # not a 2xx: the body was not wanted
     over: str = ""  # why the body was refused for its size
 
+    @property
+    def started(self) -> bool:
+        """Whether the body began (so the headers were complete)."""
+        return self.response is not None
+
     def write(self, data: bytes) -> int | None:
-        if not self.started:
-            self.started = True
-            status, headers = _final_response(self.lines)
-            if not 200 <= status[0] < 300:
+        if self.response is None:
+            self.response = _final_response(self.lines)
+            (status, _reason), headers = self.response
+            if not 200 <= status < 300:
                 self.skipped = True
                 return 0
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.cap and "content-encoding" not in headers:
-                self.over = f"body of {int(declared):,} bytes is over the {self.cap:,}-byte cap"
+            refused = declared_over_cap(headers.get("content-length", ""), "content-encoding" in headers, self.cap)
+            if refused is not None:
+                self.over = str(refused)
                 return 0
         self.size += len(data)
         if self.size > self.cap:
@@ -113,15 +118,10 @@ class _Reading:
         return None
 
     def headers_complete(self) -> bool:
-        return self.started or (bool(self.lines) and self.lines[-1] in (b"\r\n", b"\n") and _final_status(self.lines))
-
-
-def _final_status(lines: list[bytes]) -> bool:
-    """Whether the last status line among `lines` is a final (not 1xx) one."""
-    for line in reversed(lines):
-        if line.startswith(b"HTTP/"):
-            return line[9:10] != b"1"
-    return False
+        """Whether a final (not 1xx) response's headers came to their end."""
+        if self.started:
+            return True
+        return bool(self.lines) and self.lines[-1] in (b"\r\n", b"\n") and _final_response(self.lines)[0][0] >= 200
 
 
 def _final_response(lines: list[bytes]) -> tuple[tuple[int, str], CurlHeaders]:
@@ -234,7 +234,7 @@ def _perform(handle: pycurl.Curl, url: str, headers: dict[str, str], timeout: fl
         code, message = exc.args
         if not (code == pycurl.E_WRITE_ERROR and reading.skipped):
             raise _failure(code, str(message), reading, handle, timeout, deadline) from None
-    (status, reason), response_headers = _final_response(reading.lines)
+    (status, reason), response_headers = reading.response or _final_response(reading.lines)
     return CurlAnswer(status or handle.getinfo(pycurl.RESPONSE_CODE), reason, response_headers,
                       b"".join(reading.chunks))
 

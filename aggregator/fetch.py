@@ -32,7 +32,7 @@ from .addresses import allowed_kinds
 from .curl_get import CurlAnswer, CurlClient, CurlHeaders, written_url
 from .deadline import DeadlineAdapter, checked_headers, fetch_deadline
 from .errors import FetchError
-from .fetch_errors import TRANSPORT_ERRORS, broken_body, past_deadline, reason, timed_out
+from .fetch_errors import TRANSPORT_ERRORS, broken_body, declared_over_cap, past_deadline, reason, timed_out
 from .models import FetchResult
 
 # verify_tls: false is warned about once by `check` and at start, not on every request
@@ -179,10 +179,11 @@ def _read_body(response: BaseHTTPResponse | CurlAnswer, limits: FetchLimits, sta
     remaining = limits.deadline - (time.monotonic() - started)
     if remaining <= 0:
         raise past_deadline("no complete response", limits.deadline)
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limits.max_body and "Content-Encoding" not in response.headers:
+    refused = declared_over_cap(response.headers.get("content-length", ""), "content-encoding" in response.headers,
+                                limits.max_body)
+    if refused is not None:
         response.close()
-        raise FetchError(f"body of {int(declared):,} bytes is over the {limits.max_body:,}-byte cap")
+        raise refused
     watchdog = _Watchdog(response, remaining)
     chunks: list[bytes] = []
     size = 0

@@ -57,6 +57,14 @@ def _connect_timed_out(exc: BaseException) -> bool:
         reason, urllib3.exceptions.NewConnectionError)
 
 
+def declared_over_cap(declared: str, encoded: bool, cap: int) -> FetchError | None:
+    """The error for a body whose Content-Length is over `cap` before a byte of it is read (not when
+    it is compressed: the cap is on the decompressed bytes), else None."""
+    if declared.isdigit() and int(declared) > cap and not encoded:
+        return FetchError(f"body of {int(declared):,} bytes is over the {cap:,}-byte cap")
+    return None
+
+
 def past_deadline(what: str, seconds: float) -> FetchError:
     """`what` did not come within the fetch's total deadline of `seconds`."""
     return FetchError(f"{what} within the {seconds:g} s deadline")
